@@ -1,0 +1,141 @@
+"""Small building blocks shared by the architecture families."""
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+POOLINGS = ("max", "avg")
+
+
+def make_activation(name):
+    """Return a new activation module for ``name`` (a key of ``ACTIVATIONS``)."""
+    try:
+        return ACTIVATIONS[name]()
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"activation must be one of {sorted(ACTIVATIONS)}; got {name!r}."
+        ) from None
+
+
+def conv_layer(ndim, *args, **kwargs):
+    """``nn.Conv1d`` or ``nn.Conv2d``."""
+    return (nn.Conv1d if ndim == 1 else nn.Conv2d)(*args, **kwargs)
+
+
+def batch_norm(ndim, num_features):
+    """``nn.BatchNorm1d`` or ``nn.BatchNorm2d``."""
+    return (nn.BatchNorm1d if ndim == 1 else nn.BatchNorm2d)(num_features)
+
+
+def pool_layer(ndim, kind, kernel_size=2, stride=None, padding=0):
+    """Max or average pooling that never shrinks a size-1 axis to zero.
+
+    ``ceil_mode=True`` keeps every output size at least 1, so a network
+    built for small inputs (8x8 digits, or a ``1 x d`` strip of tabular
+    features) does not fail on a too-small feature map.
+    """
+    if kind not in POOLINGS:
+        raise ValueError(f"pooling must be one of {list(POOLINGS)}; got {kind!r}.")
+    if kind == "max":
+        cls = nn.MaxPool1d if ndim == 1 else nn.MaxPool2d
+        return cls(kernel_size, stride=stride, padding=padding, ceil_mode=True)
+    cls = nn.AvgPool1d if ndim == 1 else nn.AvgPool2d
+    return cls(
+        kernel_size, stride=stride, padding=padding, ceil_mode=True,
+        count_include_pad=False,
+    )
+
+
+def global_pool(ndim, kind="avg"):
+    """Global average or max pooling followed by flattening."""
+    if kind not in POOLINGS:
+        raise ValueError(f"pooling must be one of {list(POOLINGS)}; got {kind!r}.")
+    if kind == "avg":
+        pool = nn.AdaptiveAvgPool1d(1) if ndim == 1 else nn.AdaptiveAvgPool2d(1)
+    else:
+        pool = nn.AdaptiveMaxPool1d(1) if ndim == 1 else nn.AdaptiveMaxPool2d(1)
+    return nn.Sequential(pool, nn.Flatten())
+
+
+def conv_bn_act(ndim, in_channels, out_channels, kernel_size, *, activation="relu",
+                batch_norm_=True, stride=1, padding="same", groups=1):
+    """Convolution (+ batch norm) + activation.
+
+    ``padding='same'`` keeps the spatial size (for stride 1): an odd or even
+    kernel both work.
+    """
+    if padding == "same" and stride != 1:
+        padding = kernel_size // 2
+    layers = [conv_layer(ndim, in_channels, out_channels, kernel_size, stride=stride,
+                         padding=padding, groups=groups, bias=not batch_norm_)]
+    if batch_norm_:
+        layers.append(batch_norm(ndim, out_channels))
+    layers.append(make_activation(activation))
+    return nn.Sequential(*layers)
+
+
+def dense_head(in_features, hidden_units, n_outputs, *, activation="relu",
+               dropout=0.0):
+    """A multi-layer perceptron head: [dropout, linear, activation]* + linear.
+
+    Parameters
+    ----------
+    in_features : int
+        Size of the flattened features.
+    hidden_units : sequence of int
+        Width of each hidden layer; empty for a single linear layer.
+    n_outputs : int
+        Number of logits (classes) or regression outputs.
+    activation : str, default='relu'
+        Activation after each hidden layer.
+    dropout : float, default=0.0
+        Dropout probability before each linear layer.
+    """
+    layers = []
+    for units in hidden_units:
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        layers += [nn.Linear(in_features, units), make_activation(activation)]
+        in_features = units
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(in_features, n_outputs))
+    return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def flat_size(features, in_channels, input_size):
+    """Number of features ``features`` outputs per sample, by a dry forward pass.
+
+    The user never computes a flatten size: builders call this on their
+    feature extractor with a zero input of the data's shape.
+    """
+    was_training = features.training
+    features.eval()
+    out = features(torch.zeros(1, in_channels, *input_size))
+    features.train(was_training)
+    return int(out[0].numel())
+
+
+def as_tuple(value, name):
+    """Normalise an int or a sequence of ints to a tuple of ints."""
+    if isinstance(value, int):
+        return (value,)
+    try:
+        out = tuple(int(v) for v in value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an int or a sequence of ints; got {value!r}."
+        ) from None
+    if any(v <= 0 for v in out):
+        raise ValueError(f"{name} must hold positive integers; got {value!r}.")
+    return out
