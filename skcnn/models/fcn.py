@@ -1,0 +1,57 @@
+"""FCN: the fully convolutional network of Wang et al. (2017) for time series.
+
+Wang, Yan and Oates, "Time series classification from scratch with deep
+neural networks: a strong baseline", IJCNN 2017. Three convolution blocks
+(128, 256 and 128 filters of sizes 8, 5 and 3, each with batch norm and
+ReLU), global average pooling and a linear layer. Takes series of any
+length, and series of unequal length exactly through a mask.
+"""
+
+from ._layers import as_tuple
+from ._masking import ConvNormAct, MaskedGAPNet, fill_doc, per_layer
+from ._registry import register_model
+
+
+@fill_doc
+class FCN(MaskedGAPNet):
+    """Fully convolutional network for series classification or regression.
+
+    Parameters
+    ----------
+    {data_params}
+    channels : sequence of int, default=(128, 256, 128)
+        Filters of each convolution block.
+    kernel_size : int or sequence of int, default=(8, 5, 3)
+        Kernel size of each block (one int for all).
+    batch_norm : bool, default=True
+        Batch normalisation after every convolution.
+    {head_params}
+
+    {forward_note}
+    """
+
+    def __init__(self, *, in_channels, n_outputs, channels=(128, 256, 128),
+                 kernel_size=(8, 5, 3), batch_norm=True, dropout=0.0,
+                 activation="relu"):
+        channels = as_tuple(channels, "channels")
+        kernel_sizes = per_layer(kernel_size, len(channels), "kernel_size")
+        blocks = []
+        c_in = in_channels
+        for c_out, k in zip(channels, kernel_sizes):
+            blocks.append(ConvNormAct(c_in, c_out, k, batch_norm=batch_norm,
+                                      activation=activation))
+            c_in = c_out
+        super().__init__(blocks, c_in, n_outputs, dropout)
+
+
+@register_model("fcn", ndim=1)
+def fcn(*, in_channels, n_outputs, input_size, channels=(128, 256, 128),
+        kernel_size=(8, 5, 3), batch_norm=True, dropout=0.0, activation="relu"):
+    """FCN of Wang et al. (2017); defaults as published.
+
+    ``input_size`` is not used: global average pooling takes any length.
+    See :class:`FCN` for the other parameters.
+    """
+    return FCN(in_channels=in_channels, n_outputs=n_outputs, channels=channels,
+               kernel_size=kernel_size, batch_norm=batch_norm, dropout=dropout,
+               activation=activation)
