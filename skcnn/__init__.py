@@ -1,0 +1,20 @@
+"""skcnn: convolutional neural networks as scikit-learn estimators."""
+
+from . import models
+from .classifier import CNNClassifier, Conv1DClassifier
+from .models import get_model, list_models, register_model
+from .regressor import CNNRegressor, Conv1DRegressor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CNNClassifier",
+    "CNNRegressor",
+    "Conv1DClassifier",
+    "Conv1DRegressor",
+    "get_model",
+    "list_models",
+    "models",
+    "register_model",
+    "__version__",
+]

@@ -1,0 +1,490 @@
+"""Shared machinery of the four estimators.
+
+``BaseCNN`` stores parameters (``__init__`` does nothing else), validates
+input in ``fit``, builds the torch module from the data's shape, trains it
+through a skorch net (:class:`skcnn._net._Net`) and predicts in batches.
+The task subclasses (:mod:`skcnn.classifier`, :mod:`skcnn.regressor`) only
+encode targets and decode outputs.
+"""
+
+import difflib
+import inspect
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from torch.optim import lr_scheduler
+from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+
+from . import models
+from ._data import ArrayDataset, BatchIterator, as_tensor, to_canonical
+from ._net import PRECISIONS, ValidAccuracy, _Net
+from ._utils import resolve_device, seed_from, torch_seed
+
+OPTIMIZERS = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": torch.optim.SGD,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+# Arguments of the built-in architectures that the estimators expose as
+# their own parameters ("knobs"). ``None`` means "the architecture's default".
+KNOBS = ("channels", "kernel_size", "pooling", "batch_norm", "dropout",
+         "hidden_units", "activation")
+
+# skorch-style routed parameters a user may pass as keyword arguments.
+ROUTED_PREFIXES = ("module__", "optimizer__", "criterion__", "callbacks__",
+                   "iterator_train__", "iterator_valid__", "compile__")
+
+# Constructor arguments of a user's nn.Module class that the data fixes.
+_DATA_ARG_ALIASES = {
+    "in_channels": "in_channels", "in_chans": "in_channels",
+    "n_outputs": "n_outputs", "num_classes": "n_outputs",
+    "n_classes": "n_outputs", "out_features": "n_outputs",
+    "input_size": "input_size",
+}
+
+
+class BaseCNN(BaseEstimator):
+    """Common base of ``CNNClassifier``, ``CNNRegressor`` and the 1-D ones.
+
+    Not public: see the subclasses for the parameters' documentation.
+    """
+
+    _ndim = 2  # spatial dimensions of the inputs: 2 images, 1 signals
+
+    _parameter_constraints = {
+        "architecture": [str, type, callable],
+        "input_shape": [None, tuple, list],
+        "channels": [None, Interval(numbers.Integral, 1, None, closed="left"),
+                     tuple, list],
+        "kernel_size": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "pooling": [None, StrOptions({"max", "avg"})],
+        "batch_norm": [None, "boolean"],
+        "dropout": [None, Interval(numbers.Real, 0, 1, closed="left")],
+        "hidden_units": [None, Interval(numbers.Integral, 0, None, closed="left"),
+                         tuple, list],
+        "activation": [None, StrOptions(set(models.ACTIVATIONS))],
+        "optimizer": [StrOptions(set(OPTIMIZERS)), type],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lr_schedule": [None, StrOptions({"plateau", "cosine", "onecycle"})],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "patience": [Interval(numbers.Integral, 1, None, closed="left")],
+        "precision": [None, StrOptions(set(PRECISIONS))],
+        "random_state": ["random_state"],
+        "device": [str, torch.device],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "callbacks": [None, list],
+    }
+
+    def __init__(
+        self,
+        architecture="convnet",
+        *,
+        input_shape=None,
+        channels=None,
+        kernel_size=None,
+        pooling=None,
+        batch_norm=None,
+        dropout=None,
+        hidden_units=None,
+        activation=None,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        batch_size=64,
+        max_epochs=30,
+        lr_schedule="onecycle",
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        precision=None,
+        random_state=None,
+        device="auto",
+        verbose=0,
+        warm_start=False,
+        callbacks=None,
+        **kwargs,
+    ):
+        self.architecture = architecture
+        self.input_shape = input_shape
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.pooling = pooling
+        self.batch_norm = batch_norm
+        self.dropout = dropout
+        self.hidden_units = hidden_units
+        self.activation = activation
+        self.optimizer = optimizer
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.lr_schedule = lr_schedule
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.precision = precision
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.callbacks = callbacks
+        vars(self).update(kwargs)  # skorch-style routed parameters, checked in fit
+
+    # -- parameters ---------------------------------------------------------
+    def get_params(self, deep=True):
+        """Parameters of this estimator, routed ones (``module__*``...) included.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Kept for scikit-learn's API; the estimator holds no sub-estimators.
+
+        Returns
+        -------
+        params : dict
+        """
+        params = super().get_params(deep=deep)
+        params.update(self._routed_params())
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; ``module__*``, ``optimizer__*``... are routed to skorch.
+
+        The network is rebuilt from the new parameters at the next ``fit``.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator instance
+        """
+        routed = {k: params.pop(k) for k in list(params)
+                  if k.startswith(ROUTED_PREFIXES) or k in self._routed_params()}
+        vars(self).update(routed)
+        super().set_params(**params)
+        return self
+
+    def _routed_params(self):
+        """Keyword arguments given beyond the signature (``module__*``...)."""
+        named = set(self._get_param_names())
+        return {k: v for k, v in vars(self).items()
+                if k not in named and not k.startswith("_") and not k.endswith("_")}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = False
+        return tags
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "net_")
+
+    # -- fitted attributes --------------------------------------------------
+    @property
+    def module_(self):
+        """The trained ``torch.nn.Module``."""
+        check_is_fitted(self)
+        return self.net_.module_
+
+    @property
+    def history_(self):
+        """Per-epoch training record (``skorch.History``): ``train_loss``,
+        ``valid_loss``/``valid_acc`` when validating, ``dur`` (seconds)...
+
+        ``est.history_[:, 'train_loss']`` is the learning curve.
+        """
+        check_is_fitted(self)
+        return self.net_.history
+
+    # -- input validation ---------------------------------------------------
+    def _validate_X(self, X, y=None, *, reset):
+        """Validate X (and y on fit) and return X as (n, C, *spatial) float32."""
+        name = type(self).__name__
+        if X is None:
+            raise ValueError(f"{name} requires X to be an array-like; got None.")
+        uint8 = getattr(X, "dtype", None) == np.uint8
+        kw = dict(allow_nd=True, dtype=np.float32, order="C")
+        raw_ndim = getattr(X, "ndim", None)
+        if raw_ndim is None:
+            try:
+                raw_ndim = np.ndim(X)
+            except (TypeError, ValueError):  # ragged lists...: check_array explains
+                raw_ndim = 2
+        if reset:
+            X, y = validate_data(self, X, y, **self._y_validation_kwargs(), **kw)
+        elif raw_ndim == 2:
+            X = validate_data(self, X, reset=False, **kw)
+        else:
+            X = check_array(X, **kw)
+        if X.ndim > self._ndim + 2:
+            raise ValueError(
+                f"{name} expects at most {self._ndim + 2}-D input; got an array "
+                f"of shape {X.shape}."
+            )
+        if uint8:
+            X = X * np.float32(1 / 255)  # a new array: the caller's stays uint8
+        input_shape = self.input_shape if reset else self.input_shape_
+        X = to_canonical(X, self._ndim, input_shape, name)
+        sample_shape = tuple(X.shape[1:])
+        if reset:
+            self.input_shape_ = sample_shape
+            self.n_features_in_ = int(np.prod(sample_shape))
+        elif sample_shape != self.input_shape_:
+            raise ValueError(
+                f"X has per-sample shape {sample_shape} (channels, "
+                f"{'length' if self._ndim == 1 else 'height, width'}), but {name} "
+                f"was fitted on samples of shape {self.input_shape_}."
+            )
+        return (X, y) if reset else X
+
+    # -- building -----------------------------------------------------------
+    def _module_and_kwargs(self, n_outputs):
+        """The module (builder or class) and its keyword arguments."""
+        in_channels, *input_size = self.input_shape_
+        data_args = {"in_channels": in_channels, "n_outputs": n_outputs,
+                     "input_size": tuple(input_size)}
+        knobs = {k: getattr(self, k) for k in KNOBS if getattr(self, k) is not None}
+        arch = self.architecture
+        if isinstance(arch, str):
+            builder = models.get_model_builder(arch, ndim=self._ndim)
+            accepted = inspect.signature(builder).parameters
+            unused = sorted(set(knobs) - set(accepted))
+            if unused:
+                usable = sorted(set(KNOBS) & set(accepted))
+                raise ValueError(
+                    f"architecture={arch!r} does not use {unused}; the knobs it "
+                    f"takes are {usable} (set the others to None)."
+                )
+            return builder, {**data_args, **knobs}
+        if isinstance(arch, type) and issubclass(arch, torch.nn.Module):
+            if knobs:
+                raise ValueError(
+                    f"The knobs {sorted(knobs)} configure the built-in "
+                    f"architectures; pass a custom module's arguments as "
+                    f"module__<name> instead."
+                )
+            accepted = inspect.signature(arch).parameters
+            filled = {alias: data_args[key] for alias, key in _DATA_ARG_ALIASES.items()
+                      if alias in accepted}
+            return arch, filled
+        raise TypeError(
+            f"architecture must be a registered name ({models.list_models(self._ndim)}) "
+            f"or an nn.Module subclass; got {arch!r}."
+        )
+
+    def _optimizer_and_kwargs(self):
+        opt = self.optimizer
+        kwargs = {"weight_decay": self.weight_decay}
+        if isinstance(opt, str):
+            if opt == "sgd":
+                kwargs["momentum"] = 0.9
+            opt = OPTIMIZERS[opt]
+        elif not (isinstance(opt, type) and issubclass(opt, torch.optim.Optimizer)):
+            raise TypeError(
+                f"optimizer must be one of {sorted(OPTIMIZERS)} or a "
+                f"torch.optim.Optimizer subclass; got {opt!r}."
+            )
+        return opt, kwargs
+
+    def _callbacks(self, n_train, has_valid):
+        cbs = []
+        if has_valid and self._is_classifier():
+            cbs.append(("valid_acc", ValidAccuracy()))
+        monitor = "valid_loss" if has_valid else "train_loss"
+        if self.lr_schedule == "plateau":
+            cbs.append(("lr_schedule", LRScheduler(
+                lr_scheduler.ReduceLROnPlateau, monitor=monitor, patience=max(1, self.patience // 2),
+                factor=0.3)))
+        elif self.lr_schedule == "cosine":
+            cbs.append(("lr_schedule", LRScheduler(
+                lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs)))
+        elif self.lr_schedule == "onecycle":
+            steps = len(BatchIterator(range(n_train), self.batch_size,
+                                      drop_singleton=True))
+            cbs.append(("lr_schedule", LRScheduler(
+                lr_scheduler.OneCycleLR, max_lr=self.lr, total_steps=self.max_epochs * steps,
+                step_every="batch")))
+        if self.early_stopping:
+            cbs.append(("early_stopping", EarlyStopping(
+                monitor="valid_loss", patience=self.patience, load_best=True)))
+        if self.verbose:
+            cbs.append(("progress_bar", ProgressBar()))
+        return cbs + list(self.callbacks or [])
+
+    def _build_net(self, n_outputs, n_train, criterion, criterion_kwargs, generator,
+                   device):
+        module, module_kwargs = self._module_and_kwargs(n_outputs)
+        optimizer, optimizer_kwargs = self._optimizer_and_kwargs()
+        routed = self._routed_params()
+        _check_routed(type(self), routed)
+        kwargs = {f"module__{k}": v for k, v in module_kwargs.items()}
+        kwargs.update({f"optimizer__{k}": v for k, v in optimizer_kwargs.items()})
+        kwargs.update({f"criterion__{k}": v for k, v in criterion_kwargs.items()})
+        kwargs.update(routed)  # the user's routed values win
+        has_valid = self.early_stopping
+        return _Net(
+            module=module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=(_HoldOut(self.validation_fraction, self._stratify_split(),
+                                  self._seed) if has_valid else None),
+            callbacks=self._callbacks(n_train, has_valid),
+            warm_start=False,
+            verbose=int(self.verbose),
+            device=device,
+            precision=self.precision,
+            channels_last=(self._ndim == 2 and device.startswith("cuda")),
+            generator=generator,
+            sample_shape=self.input_shape_,
+            **kwargs,
+        )
+
+    # -- fit / predict --------------------------------------------------------
+    def _fit(self, X, y_tensor, n_outputs, criterion, criterion_kwargs=None):
+        """Train on canonical X and encoded targets."""
+        n = len(X)
+        if n < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples to train; got "
+                f"n_samples={n}."
+            )
+        n_train = n - (int(np.ceil(n * self.validation_fraction))
+                       if self.early_stopping else 0)
+        self._seed = seed_from(self.random_state)
+        device = resolve_device(self.device)
+        dataset = ArrayDataset(as_tensor(X), y_tensor)
+        if device.startswith("cuda") and _fits_on(device, dataset):
+            dataset = dataset.to(device)
+        warm = (self.warm_start and hasattr(self, "net_")
+                and getattr(self, "_n_outputs", None) == n_outputs
+                and self.net_.sample_shape == self.input_shape_)
+        with torch_seed(self._seed, device):
+            generator = torch.Generator()
+            if self._seed is not None:
+                generator.manual_seed(self._seed)
+            else:
+                generator.seed()
+            if warm:
+                net = self.net_
+                net.generator = generator
+            else:
+                net = self._build_net(n_outputs, n_train, criterion,
+                                      criterion_kwargs or {}, generator, device)
+                net.initialize()
+            if device.startswith("cuda"):
+                torch.backends.cudnn.benchmark = True
+            net.partial_fit(dataset, None)
+        self.net_ = net
+        self._n_outputs = n_outputs
+        return self
+
+    def _predict_outputs(self, X):
+        """Network outputs for X as a float32 array of shape (n, n_outputs)."""
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        net = self.net_
+        module = net.module_
+        out = np.empty((len(X), self._n_outputs), dtype=np.float32)
+        dataset = ArrayDataset(as_tensor(X))
+        iterator = BatchIterator(dataset, max(net.batch_size, 256), device=net.device)
+        was_training = module.training
+        module.eval()
+        start = 0
+        try:
+            with torch.inference_mode():
+                for Xb, _ in iterator:
+                    yb = net.infer(Xb).float()
+                    stop = start + len(yb)
+                    out[start:stop] = yb.reshape(len(yb), -1).cpu().numpy()
+                    start = stop
+        finally:
+            module.train(was_training)
+        return out
+
+    def _is_classifier(self):
+        return False
+
+    def _stratify_split(self):
+        return False
+
+    def _y_validation_kwargs(self):
+        return {}
+
+
+class _HoldOut:
+    """skorch ``train_split``: a (stratified) random hold-out of an ArrayDataset.
+
+    Parameters
+    ----------
+    fraction : float
+        Share of the samples held out for validation.
+    stratify : bool
+        Keep class proportions (classification) where every class has two
+        samples or more.
+    seed : int or None
+        Seed of the split.
+    """
+
+    def __init__(self, fraction, stratify, seed):
+        self.fraction = fraction
+        self.stratify = stratify
+        self.seed = seed
+
+    def __call__(self, dataset, y=None, **kwargs):
+        n = len(dataset)
+        idx = np.arange(n)
+        strata = None
+        if self.stratify:
+            labels = dataset.y.cpu().numpy()
+            if dataset.indices is not None:
+                labels = labels[dataset.indices.cpu().numpy()]
+            counts = np.bincount(labels)
+            n_valid = int(np.ceil(n * self.fraction))
+            if counts[counts > 0].min() >= 2 and n_valid >= np.count_nonzero(counts):
+                strata = labels
+        train, valid = train_test_split(idx, test_size=self.fraction,
+                                        random_state=self.seed, stratify=strata)
+        return dataset.subset(np.sort(train)), dataset.subset(np.sort(valid))
+
+
+def _fits_on(device, dataset, share=0.5):
+    """Whether the data take less than ``share`` of the free device memory."""
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    size = sum(t.numel() * t.element_size() for t in (dataset.X, dataset.y)
+               if t is not None)
+    return size < share * free
+
+
+def _check_routed(cls, kwargs):
+    name = cls.__name__
+    params = [p for p in inspect.signature(cls.__init__).parameters
+              if p not in ("self", "kwargs")]
+    for key in kwargs:
+        if not key.startswith(ROUTED_PREFIXES):
+            close = difflib.get_close_matches(key, params, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise TypeError(
+                f"{name} got an unexpected keyword argument {key!r}.{hint} "
+                f"Keyword arguments beyond the documented parameters must be "
+                f"routed to skorch with one of the prefixes {list(ROUTED_PREFIXES)}."
+            )
+

@@ -1,0 +1,225 @@
+"""Input formats -> tensors, and the fast in-memory batch path.
+
+skorch's default data path fetches one sample at a time through
+``Dataset.__getitem__`` and collates them in a ``DataLoader``; for small
+CNNs that costs as much as the network itself. When the data are in
+memory, :class:`ArrayDataset` keeps them as tensors built once per ``fit``
+and :class:`BatchIterator` yields batches as slices (or one gather per
+batch when shuffling), so an epoch costs what a hand-written loop costs.
+Anything else (a torch ``Dataset``, file paths) goes through skorch's
+``DataLoader`` machinery unchanged.
+"""
+
+import math
+import warnings
+
+import numpy as np
+import torch
+
+
+def as_tensor(array):
+    """Share memory with a numpy array where possible (never writes to it)."""
+    with warnings.catch_warnings():
+        # Read-only arrays (memmaps) are fine: nothing writes to them.
+        warnings.filterwarnings("ignore", message=".*not writable.*")
+        return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def default_input_shape(n_features, ndim):
+    """How a flat ``(n, d)`` array is read when ``input_shape`` is None.
+
+    Images (``ndim=2``): a square one-channel image when ``d`` is a perfect
+    square (``d=64`` -> ``(1, 8, 8)``, flattened digits), else a ``(1, 1, d)``
+    strip. Signals (``ndim=1``): one channel of length ``d``.
+    """
+    if ndim == 1:
+        return (1, n_features)
+    side = math.isqrt(n_features)
+    if side * side == n_features:
+        return (1, side, side)
+    return (1, 1, n_features)
+
+
+def to_canonical(X, ndim, input_shape, name):
+    """Reshape a validated float array to ``(n, C, *spatial)``.
+
+    Parameters
+    ----------
+    X : ndarray
+        Validated array with 2, ``ndim + 1`` or ``ndim + 2`` axes.
+    ndim : {1, 2}
+        Spatial dimensions the network takes.
+    input_shape : tuple of int or None
+        Per-sample shape for flat ``(n, d)`` input: ``(C, *spatial)`` or
+        ``spatial`` alone (one channel).
+    name : str
+        Estimator name, for error messages.
+    """
+    n = X.shape[0]
+    if X.ndim == 2:
+        if input_shape is None:
+            shape = default_input_shape(X.shape[1], ndim)
+        else:
+            shape = tuple(int(s) for s in input_shape)
+            if len(shape) == ndim:
+                shape = (1,) + shape
+            if len(shape) != ndim + 1:
+                raise ValueError(
+                    f"input_shape must be (channels, {'length' if ndim == 1 else 'height, width'})"
+                    f" or {'(length,)' if ndim == 1 else '(height, width)'}; got {input_shape!r}."
+                )
+        if math.prod(shape) != X.shape[1]:
+            raise ValueError(
+                f"input_shape={tuple(shape)} holds {math.prod(shape)} values per "
+                f"sample, but X has {X.shape[1]} features."
+            )
+        return X.reshape((n,) + shape)
+    if X.ndim == ndim + 1:
+        return X[:, None]
+    if X.ndim == ndim + 2:
+        return X
+    expected = ("(n_samples, length) or (n_samples, channels, length)" if ndim == 1
+                else "(n_samples, height, width), (n_samples, channels, height, "
+                "width) or flat (n_samples, n_features)")
+    raise ValueError(f"{name} expects X of shape {expected}; got an array of "
+                     f"shape {X.shape}.")
+
+
+class ArrayDataset(torch.utils.data.Dataset):
+    """In-memory samples as tensors, optionally restricted to a subset.
+
+    A subset shares the tensors of its parent (no copy); batches gather the
+    rows they need.
+
+    Parameters
+    ----------
+    X : torch.Tensor
+        Inputs, shape ``(n, C, *spatial)``.
+    y : torch.Tensor, default=None
+        Targets, first axis of length ``n``.
+    lengths : torch.Tensor, default=None
+        Real length of each series when they were padded to a common length;
+        batches then carry a mask and are trimmed to their longest series.
+    indices : torch.Tensor, default=None
+        Rows of ``X`` that belong to this dataset; ``None`` for all.
+    """
+
+    def __init__(self, X, y=None, lengths=None, indices=None):
+        self.X = X
+        self.y = y
+        self.lengths = lengths
+        self.indices = indices
+
+    def __len__(self):
+        return len(self.X) if self.indices is None else len(self.indices)
+
+    def subset(self, indices):
+        """A dataset of the rows ``indices`` (positions in this dataset)."""
+        indices = torch.as_tensor(indices, dtype=torch.long)
+        if self.indices is not None:
+            indices = self.indices[indices]
+        return ArrayDataset(self.X, self.y, self.lengths, indices)
+
+    def to(self, device):
+        """The same dataset with its tensors moved to ``device`` (once)."""
+        move = (lambda t: None if t is None else t.to(device))
+        return ArrayDataset(move(self.X), move(self.y), move(self.lengths),
+                            move(self.indices))
+
+    def batch(self, rows):
+        """``(Xb, yb)`` for positions ``rows`` (a LongTensor or a slice)."""
+        if self.indices is not None:
+            rows = self.indices[rows]
+        if isinstance(rows, slice):
+            Xb = self.X[rows]
+            yb = None if self.y is None else self.y[rows]
+            lb = None if self.lengths is None else self.lengths[rows]
+        else:
+            rows = rows.to(self.X.device)
+            Xb = self.X.index_select(0, rows)
+            yb = None if self.y is None else self.y.index_select(0, rows)
+            lb = None if self.lengths is None else self.lengths.index_select(0, rows)
+        if lb is not None:
+            Xb = with_mask(Xb, lb)
+        return Xb, yb
+
+    def __getitem__(self, i):
+        # The per-sample protocol skorch's DataLoader path uses.
+        Xb, yb = self.batch(torch.as_tensor([i]))
+        if isinstance(Xb, dict):
+            Xi = {"x": Xb["x"][0], "mask": Xb["mask"][0]}
+        else:
+            Xi = Xb[0]
+        return Xi, (torch.zeros(0) if yb is None else yb[0])
+
+
+def with_mask(Xb, lengths):
+    """Trim a padded batch to its longest series and attach the mask."""
+    longest = int(lengths.max())
+    Xb = Xb[..., :longest]
+    mask = torch.arange(longest, device=Xb.device)[None, :] < lengths[:, None]
+    return {"x": Xb, "mask": mask}
+
+
+def _to_device(value, device, non_blocking):
+    if isinstance(value, dict):
+        return {k: _to_device(v, device, non_blocking) for k, v in value.items()}
+    if value is None or value.device == torch.device(device):
+        return value
+    if non_blocking:
+        value = value.pin_memory()
+    return value.to(device, non_blocking=non_blocking)
+
+
+class BatchIterator:
+    """Batches of an :class:`ArrayDataset` as tensor slices.
+
+    Parameters
+    ----------
+    dataset : ArrayDataset
+    batch_size : int
+    shuffle : bool, default=False
+        Draw a new permutation of the rows every epoch (an index
+        permutation: the data are never copied as a whole).
+    generator : torch.Generator, default=None
+        Source of the permutations, for reproducible shuffling.
+    drop_singleton : bool, default=False
+        Drop a last batch of a single sample (batch norm cannot train on
+        one sample); used in training only.
+    device : str, default=None
+        Move each batch there (non-blocking from pinned memory on CUDA).
+    """
+
+    def __init__(self, dataset, batch_size, *, shuffle=False, generator=None,
+                 drop_singleton=False, device=None):
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.drop_singleton = drop_singleton
+        self.device = device
+
+    def _n_batches(self):
+        n = len(self.dataset)
+        full, rest = divmod(n, self.batch_size)
+        if rest == 1 and self.drop_singleton and n > 1:
+            rest = 0
+        return full + (rest > 0)
+
+    def __len__(self):
+        return self._n_batches()
+
+    def __iter__(self):
+        n = len(self.dataset)
+        bs = self.batch_size
+        perm = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        move = self.device is not None and str(self.device) != "cpu"
+        non_blocking = move and str(self.device).startswith("cuda")
+        for b in range(self._n_batches()):
+            start, stop = b * bs, min((b + 1) * bs, n)
+            rows = slice(start, stop) if perm is None else perm[start:stop]
+            Xb, yb = self.dataset.batch(rows)
+            if move:
+                Xb = _to_device(Xb, self.device, non_blocking)
+                yb = _to_device(yb, self.device, non_blocking)
+            yield Xb, yb

@@ -1,0 +1,178 @@
+"""The skorch net the estimators drive: skorch's machinery, a fast data path.
+
+``_Net`` is a :class:`skorch.NeuralNet` that keeps everything skorch offers
+(callbacks, ``module__*``/``optimizer__*`` routing, checkpoints, the history)
+and changes only what costs time:
+
+- an :class:`~skcnn._data.ArrayDataset` is batched by
+  :class:`~skcnn._data.BatchIterator` (tensor slices) instead of a
+  ``DataLoader`` over per-sample fetches;
+- batch losses are read back from the device once per epoch, not once per
+  batch (no per-batch synchronisation on a GPU);
+- optional mixed precision (``torch.autocast``, with a gradient scaler for
+  float16) and ``channels_last`` memory format on CUDA.
+"""
+
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
+
+from ._data import ArrayDataset, BatchIterator
+
+PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class _Net(NeuralNet):
+    """skorch ``NeuralNet`` with a tensor-slice data path and mixed precision.
+
+    Parameters (beyond skorch's)
+    ----------------------------
+    precision : {None, 'bf16', 'fp16'}, default=None
+        Autocast dtype for the forward pass; ``None`` trains in float32.
+    channels_last : bool, default=False
+        Store the module and 4-D inputs in channels-last memory format.
+    generator : torch.Generator, default=None
+        Source of the per-epoch shuffling of in-memory data.
+    sample_shape : tuple of int, default=None
+        Shape of one input sample, for the dry forward pass that sizes lazy
+        layers (``nn.LazyLinear``...) before the optimizer is built.
+    """
+
+    def __init__(self, *args, precision=None, channels_last=False, generator=None,
+                 sample_shape=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.precision = precision
+        self.channels_last = channels_last
+        self.generator = generator
+        self.sample_shape = sample_shape
+
+    # -- building -----------------------------------------------------------
+    def initialize_module(self):
+        super().initialize_module()
+        if self.channels_last:
+            self.module_ = self.module_.to(memory_format=torch.channels_last)
+        if self.sample_shape is not None and any(
+            isinstance(p, torch.nn.parameter.UninitializedParameter)
+            for p in self.module_.parameters()
+        ):
+            dry_run(self.module_, self.sample_shape, self.device)
+        dev = torch.device(self.device)
+        self.scaler_ = (torch.amp.GradScaler(dev.type)
+                        if self.precision == "fp16" else None)
+        return self
+
+    # -- data ---------------------------------------------------------------
+    def get_iterator(self, dataset, training=False):
+        if not isinstance(dataset, ArrayDataset):
+            return super().get_iterator(dataset, training=training)
+        return BatchIterator(
+            dataset, self.batch_size, shuffle=training,
+            generator=self.generator if training else None,
+            drop_singleton=training, device=self.device,
+        )
+
+    # -- steps --------------------------------------------------------------
+    def infer(self, x, **fit_params):
+        mask = None
+        if isinstance(x, dict):
+            x, mask = x["x"], x["mask"]
+        x = x.to(self.device) if isinstance(x, torch.Tensor) else torch.as_tensor(
+            x, device=self.device)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if mask is not None:
+            fit_params = {**fit_params, "mask": mask.to(self.device)}
+        if self.precision is None:
+            return self.module_(x, **fit_params)
+        with torch.autocast(torch.device(self.device).type,
+                            dtype=PRECISIONS[self.precision]):
+            return self.module_(x, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        # Losses in float32 whatever the autocast dtype of the logits.
+        return super().get_loss(y_pred.float(), y_true, X=X, training=training)
+
+    def train_step_single(self, batch, **fit_params):
+        if self.scaler_ is None:
+            return super().train_step_single(batch, **fit_params)
+        self._set_training(True)
+        Xi, yi = unpack_data(batch)
+        y_pred = self.infer(Xi, **fit_params)
+        loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        self.scaler_.scale(loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _step_optimizer(self, step_fn):
+        if self.scaler_ is None:
+            return super()._step_optimizer(step_fn)
+        step_fn()
+        for name in self._optimizers:
+            self.scaler_.step(getattr(self, name + "_"))
+        self.scaler_.update()
+        return None
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's epoch, reading the batch losses back once at its end."""
+        if iterator is None:
+            return
+        losses = []
+        for batch in iterator:
+            self.notify("on_batch_begin", batch=batch, training=training)
+            step = step_fn(batch, **fit_params)
+            losses.append(step["loss"].detach())
+            self.history.record_batch(prefix + "_batch_size", _batch_len(batch))
+            self.notify("on_batch_end", batch=batch, training=training, **step)
+        if losses:
+            values = torch.stack(losses).float().cpu().tolist()
+            for entry, value in zip(self.history[-1]["batches"][-len(losses):],
+                                    values):
+                entry[prefix + "_loss"] = value
+        self.history.record(prefix + "_batch_count", len(losses))
+
+
+def _batch_len(batch):
+    Xb, yb = batch
+    if yb is not None and hasattr(yb, "__len__") and len(yb):
+        return len(yb)
+    return len(Xb["x"] if isinstance(Xb, dict) else Xb)
+
+
+@torch.no_grad()
+def dry_run(module, sample_shape, device):
+    """One forward pass of two zero samples: sizes lazy layers, checks shapes."""
+    was_training = module.training
+    module.eval()
+    try:
+        module(torch.zeros((2,) + tuple(sample_shape), device=device))
+    except Exception as exc:  # a user's module that cannot take the data
+        raise ValueError(
+            f"The network failed on an input of per-sample shape "
+            f"{tuple(sample_shape)}: {exc}"
+        ) from exc
+    finally:
+        module.train(was_training)
+
+
+class ValidAccuracy(Callback):
+    """Record ``valid_acc`` from the validation batches' logits.
+
+    Counts correct predictions on the device as batches go and reads the
+    total once per epoch.
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self.correct_ = None
+        self.total_ = 0
+
+    def on_batch_end(self, net, batch=None, training=None, y_pred=None, **kwargs):
+        if training or y_pred is None:
+            return
+        yb = batch[1].to(y_pred.device)
+        hits = (y_pred.argmax(1) == yb).sum()
+        self.correct_ = hits if self.correct_ is None else self.correct_ + hits
+        self.total_ += len(yb)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.total_:
+            net.history.record("valid_acc", self.correct_.item() / self.total_)

@@ -1,0 +1,248 @@
+"""CNNClassifier (images) and Conv1DClassifier (signals)."""
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from . import _docs
+from ._base import BaseCNN
+
+
+class _CNNClassifierBase(ClassifierMixin, BaseCNN):
+    _parameter_constraints = {
+        **BaseCNN._parameter_constraints,
+        "class_weight": [None, dict, "array-like", str],
+    }
+
+    def __init__(
+        self,
+        architecture="convnet",
+        *,
+        input_shape=None,
+        channels=None,
+        kernel_size=None,
+        pooling=None,
+        batch_norm=None,
+        dropout=None,
+        hidden_units=None,
+        activation=None,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        batch_size=64,
+        max_epochs=30,
+        lr_schedule="onecycle",
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        class_weight=None,
+        precision=None,
+        random_state=None,
+        device="auto",
+        verbose=0,
+        warm_start=False,
+        callbacks=None,
+        **kwargs,
+    ):
+        super().__init__(
+            architecture, input_shape=input_shape, channels=channels,
+            kernel_size=kernel_size, pooling=pooling, batch_norm=batch_norm,
+            dropout=dropout, hidden_units=hidden_units, activation=activation,
+            optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            patience=patience, precision=precision, random_state=random_state,
+            device=device, verbose=verbose, warm_start=warm_start,
+            callbacks=callbacks, **kwargs,
+        )
+        self.class_weight = class_weight
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the network on images/signals ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            Training inputs (see the class docstring for accepted shapes).
+        y : array-like of shape (n_samples,)
+            Labels of any type (str, int, bool...), at least two classes.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X, y = self._validate_X(X, y, reset=True)
+        check_classification_targets(y)
+        encoder = LabelEncoder()
+        y_enc = encoder.fit_transform(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs samples of at least 2 classes; got "
+                f"1 class (label {self.classes_[0]!r})."
+            )
+        criterion_kwargs = {}
+        weights = self._class_weights(y)
+        if weights is not None:
+            criterion_kwargs["weight"] = torch.as_tensor(weights, dtype=torch.float32)
+        return self._fit(X, torch.as_tensor(y_enc, dtype=torch.long),
+                         len(self.classes_), torch.nn.CrossEntropyLoss,
+                         criterion_kwargs)
+
+    def _class_weights(self, y):
+        cw = self.class_weight
+        if cw is None:
+            return None
+        if isinstance(cw, str) and cw != "balanced":
+            raise ValueError(
+                f"class_weight must be None, 'balanced', a dict or an array; "
+                f"got {cw!r}."
+            )
+        if isinstance(cw, (str, dict)):
+            return compute_class_weight(cw, classes=self.classes_, y=y)
+        cw = np.asarray(cw, dtype=np.float64)
+        if cw.shape != (len(self.classes_),):
+            raise ValueError(
+                f"class_weight as an array needs one weight per class "
+                f"({len(self.classes_)}); got shape {cw.shape}."
+            )
+        return cw
+
+    def predict_proba(self, X):
+        """Class probabilities (softmax of the network's logits).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            Inputs of the shape seen in ``fit``.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1; columns follow ``classes_``.
+        """
+        logits = torch.from_numpy(self._predict_outputs(X)).double()
+        return torch.softmax(logits, dim=1).numpy()
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, computed stably.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            Inputs of the shape seen in ``fit``.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
+        logits = torch.from_numpy(self._predict_outputs(X)).double()
+        return torch.log_softmax(logits, dim=1).numpy()
+
+    def predict(self, X):
+        """Predicted labels, of the type of the labels seen in ``fit``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            Inputs of the shape seen in ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self._predict_outputs(X), axis=1)]
+
+    def _is_classifier(self):
+        return True
+
+    def _stratify_split(self):
+        return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = True
+        return tags
+
+
+_CLASSIFIER_DOC = """{summary}
+
+    {intro}
+
+    Parameters
+    ----------
+    {params}
+    class_weight : dict, 'balanced', array-like or None, default=None
+        Weights of the classes in the cross-entropy loss: ``{{{{label:
+        weight}}}}``, ``'balanced'`` (inversely proportional to class
+        frequencies, as in scikit-learn) or one weight per class in the
+        order of ``classes_``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in ``fit``; ``predict`` returns values from it.
+    {attributes}
+
+    See Also
+    --------
+    {see_also}
+
+    Notes
+    -----
+    The network outputs one logit per class and is trained with
+    cross-entropy on the logits; ``predict_proba`` is their softmax.
+    Training drops a last batch of a single sample (batch normalisation
+    cannot train on one sample).
+
+    Examples
+    --------
+    {example}
+"""
+
+
+class CNNClassifier(_CNNClassifierBase):
+    _ndim = 2
+
+
+class Conv1DClassifier(_CNNClassifierBase):
+    _ndim = 1
+
+
+CNNClassifier.__doc__ = _docs.fill(_CLASSIFIER_DOC.format(
+    summary="Convolutional neural network classifier for images.",
+    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
+           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
+           "``input_shape``."),
+    params="{params}", attributes="{attributes}",
+    see_also="CNNRegressor : the same network for regression.\n    "
+             "Conv1DClassifier : 1-D convolutions for signals.",
+    example=""">>> from sklearn.datasets import load_digits
+    >>> from skcnn import CNNClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = CNNClassifier(max_epochs=2, random_state=0).fit(X.reshape(-1, 8, 8) / 16, y)
+    >>> clf.predict(X[:3].reshape(-1, 8, 8) / 16).shape
+    (3,)""",
+), _docs.IMAGE)
+
+Conv1DClassifier.__doc__ = _docs.fill(_CLASSIFIER_DOC.format(
+    summary="1-D convolutional neural network classifier for signals and series.",
+    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
+           "arrays and pandas DataFrames (one row a series)."),
+    params="{params}", attributes="{attributes}",
+    see_also="Conv1DRegressor : the same network for regression.\n    "
+             "CNNClassifier : 2-D convolutions for images.",
+    example=""">>> import numpy as np
+    >>> from skcnn import Conv1DClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(40, 50); y = (X[:, :25].mean(1) > 0).astype(int)
+    >>> Conv1DClassifier(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
+    (2,)""",
+), _docs.SIGNAL)

@@ -1,0 +1,135 @@
+"""CNNRegressor (images) and Conv1DRegressor (signals)."""
+
+import numpy as np
+import torch
+from sklearn.base import RegressorMixin, _fit_context
+
+from . import _docs
+from ._base import BaseCNN
+
+
+class _CNNRegressorBase(RegressorMixin, BaseCNN):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the network on inputs ``X`` and targets ``y``.
+
+        The targets are standardised internally (per output), so training
+        works whatever their scale; predictions are in the units of ``y``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            Training inputs (see the class docstring for accepted shapes).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Numeric targets.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X, y = self._validate_X(X, y, reset=True)
+        y = np.asarray(y, dtype=np.float64)
+        self._y_ndim = y.ndim
+        y2 = y.reshape(len(y), -1)
+        self.y_mean_ = y2.mean(axis=0)
+        scale = y2.std(axis=0)
+        self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        y_std = ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
+        return self._fit(X, torch.from_numpy(y_std), y2.shape[1], torch.nn.MSELoss)
+
+    def predict(self, X):
+        """Predicted targets, in the units and shape of ``y``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            Inputs of the shape seen in ``fit``.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+        """
+        out = self._predict_outputs(X).astype(np.float64)
+        out = out * self.y_scale_ + self.y_mean_
+        return out[:, 0] if self._y_ndim == 1 else out
+
+    def _y_validation_kwargs(self):
+        return {"y_numeric": True, "multi_output": True}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+
+_REGRESSOR_DOC = """{summary}
+
+    {intro} Targets may be 1-D or 2-D (multi-output); they are standardised
+    internally, so targets around 1e5 train as well as targets around 1.
+
+    Parameters
+    ----------
+    {params}
+
+    Attributes
+    ----------
+    y_mean_ : ndarray of shape (n_outputs,)
+        Mean of each target, removed before training.
+    y_scale_ : ndarray of shape (n_outputs,)
+        Standard deviation of each target (1 for a constant target).
+    {attributes}
+
+    See Also
+    --------
+    {see_also}
+
+    Notes
+    -----
+    The network is trained with the mean squared error of the standardised
+    targets.
+
+    Examples
+    --------
+    {example}
+"""
+
+
+class CNNRegressor(_CNNRegressorBase):
+    _ndim = 2
+
+
+class Conv1DRegressor(_CNNRegressorBase):
+    _ndim = 1
+
+
+CNNRegressor.__doc__ = _docs.fill(_REGRESSOR_DOC.format(
+    summary="Convolutional neural network regressor for images.",
+    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
+           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
+           "``input_shape``."),
+    params="{params}", attributes="{attributes}",
+    see_also="CNNClassifier : the same network for classification.\n    "
+             "Conv1DRegressor : 1-D convolutions for signals.",
+    example=""">>> import numpy as np
+    >>> from skcnn import CNNRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.rand(40, 8, 8); y = 1e5 * X.mean(axis=(1, 2))
+    >>> CNNRegressor(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
+    (2,)""",
+), _docs.IMAGE)
+
+Conv1DRegressor.__doc__ = _docs.fill(_REGRESSOR_DOC.format(
+    summary="1-D convolutional neural network regressor for signals and series.",
+    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
+           "arrays and pandas DataFrames (one row a series)."),
+    params="{params}", attributes="{attributes}",
+    see_also="Conv1DClassifier : the same network for classification.\n    "
+             "CNNRegressor : 2-D convolutions for images.",
+    example=""">>> import numpy as np
+    >>> from skcnn import Conv1DRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(40, 50); y = X[:, :10].sum(axis=1)
+    >>> Conv1DRegressor(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
+    (2,)""",
+), _docs.SIGNAL)
