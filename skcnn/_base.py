@@ -359,7 +359,22 @@ class BaseCNN(BaseEstimator):
         )
 
     # -- fit / predict --------------------------------------------------------
-    def _fit(self, X, y_tensor, n_outputs, criterion, criterion_kwargs=None):
+    def _prepare(self, X, y=None, *, reset):
+        """Validated inputs as ``(X, lengths, y)``.
+
+        ``X`` is a float32 array ``(n, C, *spatial)``; ``lengths`` the real
+        length of each series when unequal-length series were padded
+        (``None`` otherwise). Subclasses for other input formats override
+        this one method.
+        """
+        if reset:
+            X, y = self._validate_X(X, y, reset=True)
+        else:
+            X = self._validate_X(X, reset=False)
+        return X, None, y
+
+    def _fit(self, X, y_tensor, n_outputs, criterion, criterion_kwargs=None,
+             lengths=None):
         """Train on canonical X and encoded targets."""
         n = len(X)
         if n < 2:
@@ -371,7 +386,7 @@ class BaseCNN(BaseEstimator):
                        if self.early_stopping else 0)
         self._seed = seed_from(self.random_state)
         device = resolve_device(self.device)
-        dataset = ArrayDataset(as_tensor(X), y_tensor)
+        dataset = ArrayDataset(as_tensor(X), y_tensor, _lengths_tensor(lengths))
         if device.startswith("cuda") and _fits_on(device, dataset):
             dataset = dataset.to(device)
         warm = (self.warm_start and hasattr(self, "net_")
@@ -400,11 +415,11 @@ class BaseCNN(BaseEstimator):
     def _predict_outputs(self, X):
         """Network outputs for X as a float32 array of shape (n, n_outputs)."""
         check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
+        X, lengths, _ = self._prepare(X, reset=False)
         net = self.net_
         module = net.module_
         out = np.empty((len(X), self._n_outputs), dtype=np.float32)
-        dataset = ArrayDataset(as_tensor(X))
+        dataset = ArrayDataset(as_tensor(X), lengths=_lengths_tensor(lengths))
         iterator = BatchIterator(dataset, max(net.batch_size, 256), device=net.device)
         was_training = module.training
         module.eval()
@@ -464,6 +479,10 @@ class _HoldOut:
         train, valid = train_test_split(idx, test_size=self.fraction,
                                         random_state=self.seed, stratify=strata)
         return dataset.subset(np.sort(train)), dataset.subset(np.sort(valid))
+
+
+def _lengths_tensor(lengths):
+    return None if lengths is None else torch.as_tensor(lengths, dtype=torch.long)
 
 
 def _fits_on(device, dataset, share=0.5):

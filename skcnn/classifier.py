@@ -77,7 +77,7 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         self : object
             The fitted estimator.
         """
-        X, y = self._validate_X(X, y, reset=True)
+        X, lengths, y = self._prepare(X, y, reset=True)
         check_classification_targets(y)
         encoder = LabelEncoder()
         y_enc = encoder.fit_transform(y)
@@ -93,7 +93,8 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
             criterion_kwargs["weight"] = torch.as_tensor(weights, dtype=torch.float32)
         return self._fit(X, torch.as_tensor(y_enc, dtype=torch.long),
                          len(self.classes_), torch.nn.CrossEntropyLoss,
-                         criterion_kwargs)
+                         criterion_kwargs,
+                         lengths=lengths)
 
     def _class_weights(self, y):
         cw = self.class_weight

@@ -28,7 +28,7 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
         self : object
             The fitted estimator.
         """
-        X, y = self._validate_X(X, y, reset=True)
+        X, lengths, y = self._prepare(X, y, reset=True)
         y = np.asarray(y, dtype=np.float64)
         self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
@@ -36,7 +36,8 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
         scale = y2.std(axis=0)
         self.y_scale_ = np.where(scale > 0, scale, 1.0)
         y_std = ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
-        return self._fit(X, torch.from_numpy(y_std), y2.shape[1], torch.nn.MSELoss)
+        return self._fit(X, torch.from_numpy(y_std), y2.shape[1], torch.nn.MSELoss,
+                         lengths=lengths)
 
     def predict(self, X):
         """Predicted targets, in the units and shape of ``y``.
