@@ -139,3 +139,31 @@ def as_tuple(value, name):
     if any(v <= 0 for v in out):
         raise ValueError(f"{name} must hold positive integers; got {value!r}.")
     return out
+
+
+def check_input_size(input_size, ndim):
+    """Validate ``input_size`` as ``ndim`` positive ints and return it as a tuple."""
+    size = as_tuple(input_size, "input_size")
+    if len(size) != ndim:
+        kind = "(H, W) for an image" if ndim == 2 else "(L,) for a signal"
+        raise ValueError(
+            f"input_size must be {kind} architecture; got {input_size!r}."
+        )
+    return size
+
+
+DATA_PARAMS_DOC = """\
+in_channels : int
+        Input channels.
+    n_outputs : int
+        Number of logits or regression outputs.
+    input_size : tuple of int
+        Spatial size of one input: ``(H, W)`` for images, ``(L,)`` for
+        signals."""
+
+
+def fill_data_params(cls):
+    """Class decorator: put the shared ``in_channels``, ``n_outputs`` and
+    ``input_size`` entries where the docstring says ``%(data_params)s``."""
+    cls.__doc__ = cls.__doc__ % {"data_params": DATA_PARAMS_DOC}
+    return cls
