@@ -152,6 +152,59 @@ def check_input_size(input_size, ndim):
     return size
 
 
+class Residual(nn.Module):
+    """``activation(body(x) + shortcut(x))``: a residual connection.
+
+    Parameters
+    ----------
+    body : nn.Module
+        The residual branch.
+    shortcut : nn.Module, default=None
+        The skip branch (e.g. a strided 1x1 projection); ``None`` is the identity.
+    activation : str, default=None
+        Activation after the sum (see ``ACTIVATIONS``); ``None`` for none.
+    """
+
+    def __init__(self, body, shortcut=None, activation=None):
+        super().__init__()
+        self.body = body
+        self.shortcut = nn.Identity() if shortcut is None else shortcut
+        self.activation = (nn.Identity() if activation is None
+                           else make_activation(activation))
+
+    def forward(self, x):
+        return self.activation(self.body(x) + self.shortcut(x))
+
+
+def per_stage(value, n_stages, name):
+    """An int (the same for every stage) or one int per stage, as a tuple."""
+    out = as_tuple(value, name)
+    if len(out) == 1:
+        out *= n_stages
+    if len(out) != n_stages:
+        raise ValueError(
+            f"{name} must be an int or one int per stage ({n_stages} stages); "
+            f"got {value!r}."
+        )
+    return out
+
+
+def pooled_head(ndim, in_channels, hidden_units, n_outputs, *, activation="relu",
+                dropout=0.0):
+    """Global average pooling then :func:`dense_head`: the end of a network
+    whose feature maps can have any size (ResNet, Inception, DenseNet).
+
+    ``hidden_units`` may be ``None`` or ``0`` for no hidden layer.
+    """
+    hidden_units = () if hidden_units in (None, 0) else as_tuple(
+        hidden_units, "hidden_units")
+    return nn.Sequential(
+        global_pool(ndim, "avg"),
+        dense_head(in_channels, hidden_units, n_outputs, activation=activation,
+                   dropout=dropout),
+    )
+
+
 DATA_PARAMS_DOC = """\
 in_channels : int
         Input channels.
