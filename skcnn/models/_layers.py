@@ -152,6 +152,26 @@ def check_input_size(input_size, ndim):
     return size
 
 
+class Concat(nn.Module):
+    """Run every branch on the same input and concatenate the outputs on channels.
+
+    An inception module is ``Concat(branch_1x1, branch_3x3, ...)``; a DenseNet
+    layer is ``Concat(nn.Identity(), layer)`` (its input plus its new features).
+
+    Parameters
+    ----------
+    *branches : nn.Module
+        Modules that keep the spatial size of their input.
+    """
+
+    def __init__(self, *branches):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x):
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
 class Residual(nn.Module):
     """``activation(body(x) + shortcut(x))``: a residual connection.
 
