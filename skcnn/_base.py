@@ -311,15 +311,21 @@ class BaseCNN(BaseEstimator):
             cbs.append(("lr_schedule", LRScheduler(
                 lr_scheduler.ReduceLROnPlateau, monitor=monitor, patience=max(1, self.patience // 2),
                 factor=0.3)))
+        # last_epoch=-1: every fit (warm starts too) runs the whole schedule.
         elif self.lr_schedule == "cosine":
             cbs.append(("lr_schedule", LRScheduler(
-                lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs)))
+                lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs,
+                last_epoch=-1)))
         elif self.lr_schedule == "onecycle":
             steps = len(BatchIterator(range(n_train), self.batch_size,
                                       drop_singleton=True))
+            optimizer, _ = self._optimizer_and_kwargs()
+            momentum = {"momentum", "betas"} & set(
+                inspect.signature(optimizer).parameters)
             cbs.append(("lr_schedule", LRScheduler(
-                lr_scheduler.OneCycleLR, max_lr=self.lr, total_steps=self.max_epochs * steps,
-                step_every="batch")))
+                lr_scheduler.OneCycleLR, max_lr=self.lr,
+                total_steps=self.max_epochs * steps, step_every="batch",
+                cycle_momentum=bool(momentum), last_epoch=-1)))
         if self.early_stopping:
             cbs.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=self.patience, load_best=True)))
