@@ -18,9 +18,9 @@ estimators can stay short:
 """
 
 import difflib
-import importlib.util
 import math
 import os
+from numbers import Integral
 from urllib.parse import urlparse
 
 import numpy as np
@@ -66,10 +66,10 @@ def _torchvision_names():
 
 def _timm():
     """The timm module, or None when it is not installed."""
-    if importlib.util.find_spec("timm") is None:
+    try:
+        import timm
+    except ImportError:
         return None
-    import timm
-
     return timm
 
 
@@ -184,7 +184,7 @@ def load_backbone(backbone, weights=None, *, progress=True):
 def _is_path(weights):
     if isinstance(weights, os.PathLike):
         return True
-    return isinstance(weights, str) and (
+    return isinstance(weights, str) and weights != "DEFAULT" and (
         "/" in weights or os.sep in weights
         or weights.lower().endswith(_STATE_DICT_SUFFIXES)
         or os.path.exists(weights)
@@ -472,7 +472,7 @@ def _load_lite0(weights):
 # --------------------------------------------------------------------------
 
 def _pair(value, name):
-    if isinstance(value, (int,)) and not isinstance(value, bool):
+    if isinstance(value, Integral) and not isinstance(value, bool):
         value = (value, value)
     try:
         h, w = (int(v) for v in value)

@@ -258,6 +258,12 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         start = 0
         for batch in images.batches(self.batch_size):
             features = self._embed(batch)
+            if features.shape[1] != self.n_features_out_:
+                raise ValueError(
+                    f"These images give {features.shape[1]} features where fit "
+                    f"gave {self.n_features_out_}: with pooling=None the number "
+                    "depends on the image size; set input_size or pooling."
+                )
             out[start:start + len(features)] = features
             start += len(features)
         return out

@@ -188,6 +188,15 @@ def test_flat_rows_with_input_shape():
         est.set_params(input_shape=(7, 7)).fit(X)
 
 
+def test_pooling_none_needs_a_fixed_size():
+    est = PretrainedFeatureExtractor(TinyNet, weights=None, layer="0", pooling=None)
+    assert est.fit_transform(_images(h=6, w=5)).shape == (4, 4 * 6 * 5)
+    with pytest.raises(ValueError, match="input_size"):
+        est.transform(_images(h=7, w=5))
+    est.set_params(input_size=6)
+    assert est.fit(_images(h=6, w=5)).transform(_images(h=9, w=7)).shape == (4, 4 * 6 * 6)
+
+
 def test_flat_rows_warn_when_resized():
     est = PretrainedFeatureExtractor(TinyNet, weights=None, input_size=8)
     with pytest.warns(UserWarning, match="input_shape"):
