@@ -3,6 +3,7 @@
 from . import models
 from .classifier import CNNClassifier, Conv1DClassifier
 from .models import get_model, list_models, register_model
+from .pretrained import PretrainedFeatureExtractor
 from .regressor import CNNRegressor, Conv1DRegressor
 
 __version__ = "0.1.0"
@@ -12,6 +13,7 @@ __all__ = [
     "CNNRegressor",
     "Conv1DClassifier",
     "Conv1DRegressor",
+    "PretrainedFeatureExtractor",
     "get_model",
     "list_models",
     "models",

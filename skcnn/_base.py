@@ -10,6 +10,7 @@ encode targets and decode outputs.
 import difflib
 import inspect
 import numbers
+import os
 import warnings
 
 import numpy as np
@@ -23,7 +24,9 @@ from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 
 from . import models
 from ._data import ArrayDataset, BatchIterator, as_tensor, to_canonical
-from ._net import PRECISIONS, ValidAccuracy, _Net
+from . import _backbones
+from ._finetune import Unfreeze, apply_freeze, build_pretrained, name_groups
+from ._net import PRECISIONS, ValidAccuracy, _Net, dry_run
 from ._utils import resolve_device, seed_from, torch_seed
 
 OPTIMIZERS = {
@@ -71,6 +74,11 @@ class BaseCNN(BaseEstimator):
         "hidden_units": [None, Interval(numbers.Integral, 0, None, closed="left"),
                          tuple, list],
         "activation": [None, StrOptions(set(models.ACTIVATIONS))],
+        "weights": [None, str, os.PathLike],
+        "freeze": [StrOptions({"none", "backbone"}),
+                   Interval(numbers.Integral, 0, None, closed="left")],
+        "unfreeze_at_epoch": [None, Interval(numbers.Integral, 0, None, closed="left")],
+        "lr_decay": [Interval(numbers.Real, 0, 1, closed="right")],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
@@ -100,6 +108,10 @@ class BaseCNN(BaseEstimator):
         dropout=None,
         hidden_units=None,
         activation=None,
+        weights=None,
+        freeze="none",
+        unfreeze_at_epoch=None,
+        lr_decay=1.0,
         optimizer="adam",
         lr=1e-3,
         weight_decay=0.0,
@@ -126,6 +138,10 @@ class BaseCNN(BaseEstimator):
         self.dropout = dropout
         self.hidden_units = hidden_units
         self.activation = activation
+        self.weights = weights
+        self.freeze = freeze
+        self.unfreeze_at_epoch = unfreeze_at_epoch
+        self.lr_decay = lr_decay
         self.optimizer = optimizer
         self.lr = lr
         self.weight_decay = weight_decay
@@ -254,13 +270,19 @@ class BaseCNN(BaseEstimator):
         return (X, y) if reset else X
 
     # -- building -----------------------------------------------------------
-    def _module_and_kwargs(self, n_outputs):
-        """The module (builder or class) and its keyword arguments."""
+    def _make_module(self, n_outputs, module_kwargs):
+        """Build the network for this data (on the CPU, seeded by the caller).
+
+        Returns the module and its layer groups (input side first, the head
+        last) for freezing and per-group learning rates.
+        """
         in_channels, *input_size = self.input_shape_
         data_args = {"in_channels": in_channels, "n_outputs": n_outputs,
                      "input_size": tuple(input_size)}
         knobs = {k: getattr(self, k) for k in KNOBS if getattr(self, k) is not None}
         arch = self.architecture
+        if isinstance(arch, str) and arch not in models.list_models(self._ndim):
+            return self._make_pretrained(arch, data_args, knobs, module_kwargs)
         if isinstance(arch, str):
             builder = models.get_model_builder(arch, ndim=self._ndim)
             accepted = inspect.signature(builder).parameters
@@ -271,8 +293,8 @@ class BaseCNN(BaseEstimator):
                     f"architecture={arch!r} does not use {unused}; the knobs it "
                     f"takes are {usable} (set the others to None)."
                 )
-            return builder, {**data_args, **knobs}
-        if isinstance(arch, type) and issubclass(arch, torch.nn.Module):
+            module = builder(**{**data_args, **knobs, **module_kwargs})
+        elif isinstance(arch, type) and issubclass(arch, torch.nn.Module):
             if knobs:
                 raise ValueError(
                     f"The knobs {sorted(knobs)} configure the built-in "
@@ -282,11 +304,49 @@ class BaseCNN(BaseEstimator):
             accepted = inspect.signature(arch).parameters
             filled = {alias: data_args[key] for alias, key in _DATA_ARG_ALIASES.items()
                       if alias in accepted}
-            return arch, filled
-        raise TypeError(
-            f"architecture must be a registered name ({models.list_models(self._ndim)}) "
-            f"or an nn.Module subclass; got {arch!r}."
-        )
+            module = arch(**{**filled, **module_kwargs})
+        else:
+            raise TypeError(
+                f"architecture must be a registered name "
+                f"({models.list_models(self._ndim)}), a torchvision/timm backbone "
+                f"name, or an nn.Module subclass; got {arch!r}."
+            )
+        if any(isinstance(p, torch.nn.parameter.UninitializedParameter)
+               for p in module.parameters()):
+            dry_run(module, self.input_shape_, "cpu")
+        if self.weights is not None:
+            if isinstance(self.weights, str) and not _looks_like_path(self.weights):
+                raise ValueError(
+                    f"weights={self.weights!r} names pretrained weights, which only "
+                    f"torchvision/timm backbones have (e.g. architecture="
+                    f"'resnet18'); for {arch!r} pass the path of a state-dict "
+                    f"file saved from a network of the same shape."
+                )
+            _backbones.load_backbone(module, self.weights)
+        return module, _backbones.layer_groups(module)
+
+    def _make_pretrained(self, name, data_args, knobs, module_kwargs):
+        models_list = models.list_models(self._ndim)
+        if self._ndim != 2:
+            models.get_model_builder(name, ndim=self._ndim)  # raises, listing names
+        if knobs or module_kwargs:
+            raise ValueError(
+                f"architecture={name!r} is a pretrained backbone; the knobs and "
+                f"module__ arguments {sorted({**knobs, **module_kwargs})} apply to "
+                f"the built-in architectures only."
+            )
+        try:
+            return build_pretrained(name, self.weights,
+                                    in_channels=data_args["in_channels"],
+                                    n_outputs=data_args["n_outputs"])
+        except ValueError as exc:
+            if not str(exc).startswith("Unknown backbone"):
+                raise
+            raise ValueError(
+                f"Unknown image (2-D) architecture {name!r}. Registered ones: "
+                f"{models_list}; or a torchvision/timm backbone name "
+                f"('resnet18', 'efficientnet_b0'...). {exc}"
+            ) from None
 
     def _optimizer_and_kwargs(self):
         opt = self.optimizer
@@ -302,7 +362,7 @@ class BaseCNN(BaseEstimator):
             )
         return opt, kwargs
 
-    def _callbacks(self, n_train, has_valid):
+    def _callbacks(self, n_train, has_valid, max_lr):
         cbs = []
         if has_valid and self._is_classifier():
             cbs.append(("valid_acc", ValidAccuracy()))
@@ -323,24 +383,36 @@ class BaseCNN(BaseEstimator):
             momentum = {"momentum", "betas"} & set(
                 inspect.signature(optimizer).parameters)
             cbs.append(("lr_schedule", LRScheduler(
-                lr_scheduler.OneCycleLR, max_lr=self.lr,
+                lr_scheduler.OneCycleLR, max_lr=max_lr,
                 total_steps=self.max_epochs * steps, step_every="batch",
                 cycle_momentum=bool(momentum), last_epoch=-1)))
         if self.early_stopping:
             cbs.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=self.patience, load_best=True)))
+        if self.unfreeze_at_epoch is not None:
+            cbs.append(("unfreeze", Unfreeze(self.unfreeze_at_epoch)))
         if self.verbose:
             cbs.append(("progress_bar", ProgressBar()))
         return cbs + list(self.callbacks or [])
 
     def _build_net(self, n_outputs, n_train, criterion, criterion_kwargs, generator,
                    device):
-        module, module_kwargs = self._module_and_kwargs(n_outputs)
-        optimizer, optimizer_kwargs = self._optimizer_and_kwargs()
         routed = self._routed_params()
         _check_routed(type(self), routed)
-        kwargs = {f"module__{k}": v for k, v in module_kwargs.items()}
-        kwargs.update({f"optimizer__{k}": v for k, v in optimizer_kwargs.items()})
+        module_kwargs = {k[len("module__"):]: routed.pop(k) for k in list(routed)
+                         if k.startswith("module__")}
+        module, groups = self._make_module(n_outputs, module_kwargs)
+        if self.unfreeze_at_epoch is not None and self.freeze == "none":
+            raise ValueError(
+                "unfreeze_at_epoch unfreezes layers frozen by `freeze`; set "
+                "freeze='backbone' or an int, or unfreeze_at_epoch=None."
+            )
+        apply_freeze(module, groups, self.freeze)
+        lr_groups = None
+        if self.lr_decay != 1.0:
+            lr_groups = name_groups(module, groups, self.lr, self.lr_decay)
+        optimizer, optimizer_kwargs = self._optimizer_and_kwargs()
+        kwargs = {f"optimizer__{k}": v for k, v in optimizer_kwargs.items()}
         kwargs.update({f"criterion__{k}": v for k, v in criterion_kwargs.items()})
         kwargs.update(routed)  # the user's routed values win
         has_valid = self.early_stopping
@@ -353,7 +425,9 @@ class BaseCNN(BaseEstimator):
             batch_size=self.batch_size,
             train_split=(_HoldOut(self.validation_fraction, self._stratify_split(),
                                   self._seed) if has_valid else None),
-            callbacks=self._callbacks(n_train, has_valid),
+            callbacks=self._callbacks(
+                n_train, has_valid,
+                self.lr if lr_groups is None else [lr for _, lr in lr_groups]),
             warm_start=False,
             verbose=int(self.verbose),
             device=device,
@@ -361,6 +435,8 @@ class BaseCNN(BaseEstimator):
             channels_last=(self._ndim == 2 and device.startswith("cuda")),
             generator=generator,
             sample_shape=self.input_shape_,
+            lr_groups=lr_groups,
+            freeze_bn=self.freeze != "none",
             **kwargs,
         )
 
@@ -485,6 +561,11 @@ class _HoldOut:
         train, valid = train_test_split(idx, test_size=self.fraction,
                                         random_state=self.seed, stratify=strata)
         return dataset.subset(np.sort(train)), dataset.subset(np.sort(valid))
+
+
+def _looks_like_path(value):
+    return os.sep in value or os.path.exists(value) or value.endswith(
+        (".pt", ".pth", ".bin", ".safetensors", ".ckpt"))
 
 
 def _lengths_tensor(lengths):

@@ -28,6 +28,34 @@ architecture : str or nn.Module subclass, default='convnet'
     activation : {{'relu', 'leaky_relu', 'elu', 'gelu', 'silu', 'tanh', \
 'sigmoid'}}, default=None
         Activation function of the built-in architectures.
+    weights : str, path or None, default=None
+        Initial weights. With a torchvision/timm backbone name as
+        ``architecture`` (``'resnet18'``, ``'efficientnet_b0'``,
+        ``'convnext_tiny'``, ``'efficientnet_lite0'``...): ``'DEFAULT'`` or a
+        weights name such as ``'IMAGENET1K_V1'`` (read from torchvision's
+        cache ``$TORCH_HOME/hub/checkpoints``, downloaded there on a machine
+        with internet), a state-dict file, or ``None`` (random). The
+        backbone's head is replaced by one sized from ``y``; grey or
+        multi-channel images get a first convolution built from the
+        pretrained RGB filters (summed for one channel); the mean/std of the
+        weights' metadata become the network's first layer, so images are
+        passed in [0, 1] at their own size. With a built-in architecture or
+        your own class: the path of a state dict of the same network.
+    freeze : {{'none', 'backbone'}} or int, default='none'
+        Which layer groups train (groups run from the stem to the head, e.g.
+        ResNet ``stem, layer1..layer4, fc``): ``'backbone'`` trains the new
+        head only (feature extraction), an int ``k`` the last ``k`` groups
+        and the head, ``'none'`` everything (full fine-tuning). Batch-norm
+        layers of frozen groups stay in eval mode: their running statistics
+        keep their pretrained values.
+    unfreeze_at_epoch : int or None, default=None
+        The two-phase recipe: train with ``freeze`` until this epoch
+        (0-based), then unfreeze every layer.
+    lr_decay : float in (0, 1], default=1.0
+        Layer-wise learning-rate decay: the head trains at ``lr`` and each
+        earlier group at ``lr_decay`` times the rate of the next one (0.3
+        gives about 3x smaller rates per group, as fine-tuning recipes
+        suggest). ``1.0``: one rate for all.
     optimizer : {{'adam', 'adamw', 'sgd', 'rmsprop'}} or Optimizer subclass, \
 default='adam'
         ``'sgd'`` uses momentum 0.9. Other optimizer arguments go through

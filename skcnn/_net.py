@@ -18,6 +18,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 
+from ._backbones import set_frozen_bn_eval
 from ._data import ArrayDataset, BatchIterator
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -37,15 +38,28 @@ class _Net(NeuralNet):
     sample_shape : tuple of int, default=None
         Shape of one input sample, for the dry forward pass that sizes lazy
         layers (``nn.LazyLinear``...) before the optimizer is built.
+    batch_transform : callable, default=None
+        Applied to the inputs of every training batch (augmentation); never
+        to validation or prediction batches.
+    lr_groups : list of (list of str, float), default=None
+        Optimizer parameter groups as parameter names and learning rates
+        (layer-wise learning-rate decay); ``None``: one group at ``lr``.
+    freeze_bn : bool, default=False
+        Keep batch-norm layers whose parameters are frozen in eval mode
+        while training, so their running statistics stay as pretrained.
     """
 
     def __init__(self, *args, precision=None, channels_last=False, generator=None,
-                 sample_shape=None, **kwargs):
+                 sample_shape=None, batch_transform=None, lr_groups=None,
+                 freeze_bn=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.precision = precision
         self.channels_last = channels_last
         self.generator = generator
         self.sample_shape = sample_shape
+        self.batch_transform = batch_transform
+        self.lr_groups = lr_groups
+        self.freeze_bn = freeze_bn
 
     # -- building -----------------------------------------------------------
     def initialize_module(self):
@@ -61,6 +75,22 @@ class _Net(NeuralNet):
         self.scaler_ = (torch.amp.GradScaler(dev.type)
                         if self.precision == "fp16" else None)
         return self
+
+    def initialize_optimizer(self, triggered_directly=None):
+        if self.lr_groups is None:
+            return super().initialize_optimizer()
+        params = dict(self.module_.named_parameters())
+        kwargs = self.get_params_for("optimizer")
+        kwargs.setdefault("lr", self.lr)
+        groups = [{"params": [params[n] for n in names], "lr": lr}
+                  for names, lr in self.lr_groups]
+        self.optimizer_ = self.optimizer(groups, **kwargs)
+        return self
+
+    def _set_training(self, training=True):
+        super()._set_training(training)
+        if training and self.freeze_bn:
+            set_frozen_bn_eval(self.module_)
 
     # -- data ---------------------------------------------------------------
     def get_iterator(self, dataset, training=False):
@@ -94,6 +124,9 @@ class _Net(NeuralNet):
         return super().get_loss(y_pred.float(), y_true, X=X, training=training)
 
     def train_step_single(self, batch, **fit_params):
+        if self.batch_transform is not None:
+            Xi, yi = unpack_data(batch)
+            batch = (self.batch_transform(Xi), yi)
         if self.scaler_ is None:
             return super().train_step_single(batch, **fit_params)
         self._set_training(True)

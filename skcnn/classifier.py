@@ -10,6 +10,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _docs
 from ._base import BaseCNN
+from ._signal import (SIGNAL_CONSTRAINTS, SIGNAL_DEFAULTS_DOC, SIGNAL_RECIPE,
+                      _SignalMixin, signal_doc)
 
 
 class _CNNClassifierBase(ClassifierMixin, BaseCNN):
@@ -30,6 +32,10 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         dropout=None,
         hidden_units=None,
         activation=None,
+        weights=None,
+        freeze="none",
+        unfreeze_at_epoch=None,
+        lr_decay=1.0,
         optimizer="adam",
         lr=1e-3,
         weight_decay=0.0,
@@ -52,7 +58,8 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
             architecture, input_shape=input_shape, channels=channels,
             kernel_size=kernel_size, pooling=pooling, batch_norm=batch_norm,
             dropout=dropout, hidden_units=hidden_units, activation=activation,
-            optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            weights=weights, freeze=freeze, unfreeze_at_epoch=unfreeze_at_epoch,
+            lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, precision=precision, random_state=random_state,
@@ -213,8 +220,61 @@ class CNNClassifier(_CNNClassifierBase):
     _ndim = 2
 
 
-class Conv1DClassifier(_CNNClassifierBase):
+class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
     _ndim = 1
+    _parameter_constraints = {**_CNNClassifierBase._parameter_constraints,
+                              **SIGNAL_CONSTRAINTS}
+
+    def __init__(
+        self,
+        architecture="convnet",
+        *,
+        input_shape=None,
+        channels=None,
+        kernel_size=None,
+        pooling=None,
+        batch_norm=None,
+        dropout=None,
+        hidden_units=None,
+        activation=None,
+        weights=None,
+        freeze="none",
+        unfreeze_at_epoch=None,
+        lr_decay=1.0,
+        normalize=None,
+        augment=None,
+        optimizer="adam",
+        lr=3e-3,
+        weight_decay=0.0,
+        batch_size=16,
+        max_epochs=300,
+        lr_schedule="onecycle",
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        class_weight=None,
+        precision=None,
+        random_state=None,
+        device="auto",
+        verbose=0,
+        warm_start=False,
+        callbacks=None,
+        **kwargs,
+    ):
+        super().__init__(
+            architecture, input_shape=input_shape, channels=channels,
+            kernel_size=kernel_size, pooling=pooling, batch_norm=batch_norm,
+            dropout=dropout, hidden_units=hidden_units, activation=activation,
+            weights=weights, freeze=freeze, unfreeze_at_epoch=unfreeze_at_epoch,
+            lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            patience=patience, class_weight=class_weight, precision=precision,
+            random_state=random_state, device=device, verbose=verbose,
+            warm_start=warm_start, callbacks=callbacks, **kwargs,
+        )
+        self.normalize = normalize
+        self.augment = augment
 
 
 CNNClassifier.__doc__ = _docs.fill(_CLASSIFIER_DOC.format(
@@ -233,10 +293,11 @@ CNNClassifier.__doc__ = _docs.fill(_CLASSIFIER_DOC.format(
     (3,)""",
 ), _docs.IMAGE)
 
-Conv1DClassifier.__doc__ = _docs.fill(_CLASSIFIER_DOC.format(
+Conv1DClassifier.__doc__ = signal_doc(_docs.fill(_CLASSIFIER_DOC.format(
     summary="1-D convolutional neural network classifier for signals and series.",
     intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
-           "arrays and pandas DataFrames (one row a series)."),
+           "arrays, wide and nested (sktime) DataFrames and lists of series "
+           "of unequal length (see Notes)."),
     params="{params}", attributes="{attributes}",
     see_also="Conv1DRegressor : the same network for regression.\n    "
              "CNNClassifier : 2-D convolutions for images.",
@@ -246,4 +307,4 @@ Conv1DClassifier.__doc__ = _docs.fill(_CLASSIFIER_DOC.format(
     >>> X = rng.randn(40, 50); y = (X[:, :25].mean(1) > 0).astype(int)
     >>> Conv1DClassifier(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
     (2,)""",
-), _docs.SIGNAL)
+), _docs.SIGNAL), SIGNAL_DEFAULTS_DOC, SIGNAL_RECIPE)

@@ -6,6 +6,8 @@ from sklearn.base import RegressorMixin, _fit_context
 
 from . import _docs
 from ._base import BaseCNN
+from ._signal import (SIGNAL_CONSTRAINTS, SIGNAL_DEFAULTS_DOC, SIGNAL_RECIPE,
+                      _SignalMixin, signal_doc)
 
 
 class _CNNRegressorBase(RegressorMixin, BaseCNN):
@@ -100,8 +102,60 @@ class CNNRegressor(_CNNRegressorBase):
     _ndim = 2
 
 
-class Conv1DRegressor(_CNNRegressorBase):
+class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
     _ndim = 1
+    _parameter_constraints = {**_CNNRegressorBase._parameter_constraints,
+                              **SIGNAL_CONSTRAINTS}
+
+    def __init__(
+        self,
+        architecture="convnet",
+        *,
+        input_shape=None,
+        channels=None,
+        kernel_size=None,
+        pooling=None,
+        batch_norm=None,
+        dropout=None,
+        hidden_units=None,
+        activation=None,
+        weights=None,
+        freeze="none",
+        unfreeze_at_epoch=None,
+        lr_decay=1.0,
+        normalize=None,
+        augment=None,
+        optimizer="adam",
+        lr=3e-3,
+        weight_decay=0.0,
+        batch_size=16,
+        max_epochs=300,
+        lr_schedule="onecycle",
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        precision=None,
+        random_state=None,
+        device="auto",
+        verbose=0,
+        warm_start=False,
+        callbacks=None,
+        **kwargs,
+    ):
+        super().__init__(
+            architecture, input_shape=input_shape, channels=channels,
+            kernel_size=kernel_size, pooling=pooling, batch_norm=batch_norm,
+            dropout=dropout, hidden_units=hidden_units, activation=activation,
+            weights=weights, freeze=freeze, unfreeze_at_epoch=unfreeze_at_epoch,
+            lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            patience=patience, precision=precision, random_state=random_state,
+            device=device, verbose=verbose, warm_start=warm_start,
+            callbacks=callbacks, **kwargs,
+        )
+        self.normalize = normalize
+        self.augment = augment
 
 
 CNNRegressor.__doc__ = _docs.fill(_REGRESSOR_DOC.format(
@@ -120,10 +174,11 @@ CNNRegressor.__doc__ = _docs.fill(_REGRESSOR_DOC.format(
     (2,)""",
 ), _docs.IMAGE)
 
-Conv1DRegressor.__doc__ = _docs.fill(_REGRESSOR_DOC.format(
+Conv1DRegressor.__doc__ = signal_doc(_docs.fill(_REGRESSOR_DOC.format(
     summary="1-D convolutional neural network regressor for signals and series.",
     intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
-           "arrays and pandas DataFrames (one row a series)."),
+           "arrays, wide and nested (sktime) DataFrames and lists of series "
+           "of unequal length (see Notes)."),
     params="{params}", attributes="{attributes}",
     see_also="Conv1DClassifier : the same network for classification.\n    "
              "CNNRegressor : 2-D convolutions for images.",
@@ -133,4 +188,4 @@ Conv1DRegressor.__doc__ = _docs.fill(_REGRESSOR_DOC.format(
     >>> X = rng.randn(40, 50); y = X[:, :10].sum(axis=1)
     >>> Conv1DRegressor(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
     (2,)""",
-), _docs.SIGNAL)
+), _docs.SIGNAL), SIGNAL_DEFAULTS_DOC, SIGNAL_RECIPE)
