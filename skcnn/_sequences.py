@@ -205,7 +205,7 @@ def to_padded(X):
                     f"series); columns {non_numeric[:5]} have dtypes "
                     f"{[str(X[c].dtype) for c in non_numeric[:5]]}."
                 )
-            series = _numeric(X.to_numpy(dtype=object, na_value=np.nan),
+            series = _numeric(X.to_numpy(dtype=object, na_value=np.nan, copy=True),
                               "the DataFrame")
     elif isinstance(X, (list, tuple)):
         series = _series_list_from_sequence(X)
