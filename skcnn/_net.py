@@ -88,7 +88,16 @@ class _Net(NeuralNet):
         return self
 
     def _set_training(self, training=True):
-        super()._set_training(training)
+        # skorch calls this before every batch, and nn.Module.train sets the
+        # flag of every submodule through nn.Module.__setattr__: about 1% of
+        # a small network's training step (benchmarks/bench_fit.py, digits).
+        # Reading the flags is cheap; a module already wholly in the mode is
+        # left alone, one with any submodule in the other mode is reset.
+        for name in self._modules + self._criteria:
+            module = getattr(self, name + "_")
+            if isinstance(module, torch.nn.Module) and any(
+                    m.training != training for m in module.modules()):
+                module.train(training)
         if training and self.freeze_bn:
             set_frozen_bn_eval(self.module_)
 
