@@ -117,7 +117,7 @@ net_ : skorch.NeuralNet
         Shape ``(channels, {spatial})`` of one sample as the network sees it.
     n_features_in_ : int
         Values per sample (the product of ``input_shape_``).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Column names, when X was a DataFrame with string column names."""
 
 IMAGE = dict(

@@ -119,6 +119,8 @@ class Unfreeze(Callback):
 
     The two-phase recipe: train the new head on a frozen backbone, then
     fine-tune everything (with ``lr_decay``, earlier layers more slowly).
+    Batch-norm layers stay in eval mode after the unfreeze (their pretrained
+    running statistics are kept), as Keras' fine-tuning guide recommends.
 
     Parameters
     ----------
@@ -133,5 +135,8 @@ class Unfreeze(Callback):
         if len(net.history) - 1 == self.epoch:
             for p in net.module_.parameters():
                 p.requires_grad_(True)
-            net.freeze_bn = False
+            # Batch norm keeps the statistics the head was trained on: switching
+            # to per-batch statistics at the unfreeze would change every
+            # feature at once and undo the first phase.
+            net.freeze_bn = "all"
             net.module_.train()

@@ -44,9 +44,11 @@ class _Net(NeuralNet):
     lr_groups : list of (list of str, float), default=None
         Optimizer parameter groups as parameter names and learning rates
         (layer-wise learning-rate decay); ``None``: one group at ``lr``.
-    freeze_bn : bool, default=False
+    freeze_bn : bool or 'all', default=False
         Keep batch-norm layers whose parameters are frozen in eval mode
-        while training, so their running statistics stay as pretrained.
+        while training, so their running statistics stay as pretrained;
+        ``'all'`` keeps every batch-norm layer in eval mode (after an
+        unfreeze).
     """
 
     def __init__(self, *args, precision=None, channels_last=False, generator=None,
@@ -98,7 +100,11 @@ class _Net(NeuralNet):
             if isinstance(module, torch.nn.Module) and any(
                     m.training != training for m in module.modules()):
                 module.train(training)
-        if training and self.freeze_bn:
+        if training and self.freeze_bn == "all":
+            for m in self.module_.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        elif training and self.freeze_bn:
             set_frozen_bn_eval(self.module_)
 
     # -- data ---------------------------------------------------------------

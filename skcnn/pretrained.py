@@ -250,7 +250,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        features : ndarray of shape (n_samples, n_features_out_), dtype float32
+        features : ndarray of shape (n_samples, ``n_features_out_``), dtype float32
         """
         check_is_fitted(self)
         images = self._images(X, reset=False)

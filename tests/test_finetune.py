@@ -75,6 +75,8 @@ def test_unfreeze_at_epoch_runs_the_two_phase_recipe(images):
     clf, init = _fitted_resnet(images, freeze="backbone", unfreeze_at_epoch=1)
     assert all(_changed(init, clf.module_, "backbone.layer1").values())
     assert all(p.requires_grad for p in clf.module_.parameters())
+    # Batch norm kept its pretrained (here initial) statistics after unfreezing.
+    assert torch.equal(clf.module_.backbone.bn1.running_mean, torch.zeros(64))
     with pytest.raises(ValueError, match="unfreeze_at_epoch unfreezes layers"):
         CNNClassifier("resnet18", unfreeze_at_epoch=1, **FT).fit(*images)
 
