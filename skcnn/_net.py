@@ -36,8 +36,9 @@ class _Net(NeuralNet):
     generator : torch.Generator, default=None
         Source of the per-epoch shuffling of in-memory data.
     sample_shape : tuple of int, default=None
-        Shape of one input sample, for the dry forward pass that sizes lazy
-        layers (``nn.LazyLinear``...) before the optimizer is built.
+        Shape of one input sample the module was built for (the estimator
+        checks it before a warm start; lazy layers are sized by the
+        estimator's dry run before the module reaches skorch).
     batch_transform : callable, default=None
         Applied to the inputs of every training batch (augmentation); never
         to validation or prediction batches.
@@ -68,11 +69,6 @@ class _Net(NeuralNet):
         super().initialize_module()
         if self.channels_last:
             self.module_ = self.module_.to(memory_format=torch.channels_last)
-        if self.sample_shape is not None and any(
-            isinstance(p, torch.nn.parameter.UninitializedParameter)
-            for p in self.module_.parameters()
-        ):
-            dry_run(self.module_, self.sample_shape, self.device)
         dev = torch.device(self.device)
         self.scaler_ = (torch.amp.GradScaler(dev.type)
                         if self.precision == "fp16" else None)
