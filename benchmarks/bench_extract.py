@@ -12,9 +12,10 @@ peak RSS.
 
 Two raw loops: ``torch`` as one writes it, ``permute`` of the ``(n, H, W, 3)``
 batch, which leaves the tensor in channels-last strides that the resize,
-the crop and oneDNN's convolutions keep (about 25% faster on CPU than
-channels-first); ``torch_nchw`` the same loop on a contiguous
-channels-first batch, which is what the extractor feeds its network.
+the crop and oneDNN's convolutions keep (about 30% faster on CPU than
+channels-first; the extractor feeds named backbones channels-last batches
+for that reason); ``torch_nchw`` the same loop on a contiguous
+channels-first batch, for reference.
 
     python benchmarks/bench_extract.py [--reps 3] [--threads 1]
 """

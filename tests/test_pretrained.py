@@ -153,6 +153,41 @@ def test_intermediate_layer_and_pooling(pooling, n_features):
     assert est.get_feature_names_out()[0] == "resnet18_layer3_0"
 
 
+@pytest.mark.parametrize("layer, pooling", [(None, "avg"), ("layer3", None)])
+def test_embeddings_match_a_channels_first_forward_pass(layer, pooling):
+    # Named backbones run on channels-last batches (faster on oneDNN and
+    # cuDNN); the values, including the order of a flattened feature map,
+    # are those of a plain channels-first forward pass.
+    est = PretrainedFeatureExtractor("resnet18", weights=None, layer=layer,
+                                     pooling=pooling, input_size=32, random_state=0)
+    X = _images(n=3)
+    out = est.fit_transform(X)
+    x = torch.from_numpy(X.transpose(0, 3, 1, 2).astype(np.float32) / 255)
+    with torch.inference_mode():
+        x = preprocess(x, est.preprocessing_).contiguous()
+        assert not x.is_contiguous(memory_format=torch.channels_last)
+        expected = extract_features(est.module_, x, layer, pooling).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+
+
+class ViewNet(nn.Module):
+    """A user's module that reshapes its input with ``view``."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 8 * 8, 2)
+
+    def forward(self, x):
+        return self.fc(x.view(len(x), -1))
+
+
+def test_a_user_module_gets_contiguous_channels_first_input():
+    est = PretrainedFeatureExtractor(ViewNet, weights=None, input_size=8,
+                                     random_state=0)
+    out = est.fit_transform(_images(n=2))
+    assert out.shape == (2, 3 * 8 * 8)
+
+
 def test_unknown_layer_names_close_matches():
     est = PretrainedFeatureExtractor("resnet18", weights=None, layer="layer33",
                                      input_size=32)
