@@ -89,6 +89,7 @@ class BaseCNN(BaseEstimator):
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "patience": [Interval(numbers.Integral, 1, None, closed="left")],
         "precision": [None, StrOptions(set(PRECISIONS))],
+        "compile": ["boolean"],
         "random_state": ["random_state"],
         "device": [str, torch.device],
         "verbose": ["verbose"],
@@ -122,6 +123,7 @@ class BaseCNN(BaseEstimator):
         validation_fraction=0.1,
         patience=5,
         precision=None,
+        compile=False,
         random_state=None,
         device="auto",
         verbose=0,
@@ -152,6 +154,7 @@ class BaseCNN(BaseEstimator):
         self.validation_fraction = validation_fraction
         self.patience = patience
         self.precision = precision
+        self.compile = compile
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
@@ -432,6 +435,7 @@ class BaseCNN(BaseEstimator):
             verbose=int(self.verbose),
             device=device,
             precision=self.precision,
+            compile=self.compile,
             channels_last=(self._ndim == 2 and device.startswith("cuda")),
             generator=generator,
             sample_shape=self.input_shape_,

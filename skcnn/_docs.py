@@ -85,6 +85,13 @@ default='adam'
     precision : {{'bf16', 'fp16'}} or None, default=None
         Mixed-precision training and inference with ``torch.autocast``
         (``'fp16'`` adds gradient scaling). ``None`` computes in float32.
+    compile : bool, default=False
+        Compile the network with :func:`torch.compile` before training.
+        The first batches take longer (tracing and code generation; on the
+        CPU a C++ compiler is needed); later steps run fused kernels, worth
+        it for long fits on a GPU. Options of ``torch.compile`` go through
+        ``compile__<name>=value`` (``compile__mode='max-autotune'``). A
+        pickled estimator is loaded uncompiled, and predicts the same.
     random_state : int, RandomState instance or None, default=None
         Seeds the weights' initialisation, dropout, shuffling and the
         validation split. The same seed on the CPU gives identical

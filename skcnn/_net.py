@@ -10,7 +10,8 @@ and changes only what costs time:
 - batch losses are read back from the device once per epoch, not once per
   batch (no per-batch synchronisation on a GPU);
 - optional mixed precision (``torch.autocast``, with a gradient scaler for
-  float16) and ``channels_last`` memory format on CUDA.
+  float16), ``channels_last`` memory format on CUDA, and ``torch.compile``
+  of the network in place (see :meth:`_Net.torch_compile`).
 """
 
 import torch
@@ -73,6 +74,22 @@ class _Net(NeuralNet):
         self.scaler_ = (torch.amp.GradScaler(dev.type)
                         if self.precision == "fp16" else None)
         return self
+
+    def torch_compile(self, module, name):
+        """Compile the network in place with :meth:`torch.nn.Module.compile`.
+
+        skorch's own ``compile=True`` wraps every module (the criterion too)
+        in a ``torch._dynamo.OptimizedModule``, which prefixes the parameter
+        names with ``_orig_mod.`` and holds a compiled function that does
+        not pickle. ``Module.compile`` keeps the module, its names and its
+        ``state_dict`` as they are; pickling drops the compiled function
+        (torch's ``Module.__getstate__``), so a fitted estimator loads
+        anywhere and runs eagerly there. ``compile__*`` arguments go to
+        :func:`torch.compile`. The criterion is not compiled.
+        """
+        if self.compile and name == "module":
+            module.compile(**self.get_params_for("compile"))
+        return module
 
     def initialize_optimizer(self, triggered_directly=None):
         if self.lr_groups is None:

@@ -47,6 +47,7 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         patience=5,
         class_weight=None,
         precision=None,
+        compile=False,
         random_state=None,
         device="auto",
         verbose=0,
@@ -62,7 +63,7 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
             lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
-            patience=patience, precision=precision, random_state=random_state,
+            patience=patience, precision=precision, compile=compile, random_state=random_state,
             device=device, verbose=verbose, warm_start=warm_start,
             callbacks=callbacks, **kwargs,
         )
@@ -254,6 +255,7 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         patience=5,
         class_weight=None,
         precision=None,
+        compile=False,
         random_state=None,
         device="auto",
         verbose=0,
@@ -269,7 +271,7 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
             lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
-            patience=patience, class_weight=class_weight, precision=precision,
+            patience=patience, class_weight=class_weight, precision=precision, compile=compile,
             random_state=random_state, device=device, verbose=verbose,
             warm_start=warm_start, callbacks=callbacks, **kwargs,
         )

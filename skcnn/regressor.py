@@ -135,6 +135,7 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         validation_fraction=0.1,
         patience=5,
         precision=None,
+        compile=False,
         random_state=None,
         device="auto",
         verbose=0,
@@ -150,7 +151,7 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
             lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
-            patience=patience, precision=precision, random_state=random_state,
+            patience=patience, precision=precision, compile=compile, random_state=random_state,
             device=device, verbose=verbose, warm_start=warm_start,
             callbacks=callbacks, **kwargs,
         )
