@@ -2,7 +2,8 @@
 
 Both contenders train the same module (built by ``skcnn.models.get_model``
 under the same seed, so the same initial weights), on the same data, with
-Adam at a constant learning rate, the same batch size, epochs and the same
+Adam at a constant learning rate, the same batches (``ceil(n / batch_size)``
+batches of sizes equal to within one, as skcnn trains), epochs and the same
 per-epoch permutations (a ``torch.Generator`` seeded alike). The parent
 checks that both end with the same weights, then prints the ratio of the
 median fit times (skcnn / torch) and the peak RSS of each fit.
@@ -36,11 +37,10 @@ def torch_fit(X, y, *, ndim, epochs, batch_size, n_classes):
     gen = torch.Generator().manual_seed(SEED)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     model.train()
-    n = len(X)
+    n_batches = -(-len(X) // batch_size)
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
-        for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
+        perm = torch.randperm(len(X), generator=gen)
+        for idx in perm.tensor_split(n_batches):  # sizes equal to within one
             opt.zero_grad()
             loss = F.cross_entropy(model(X[idx]), y[idx])
             loss.backward()

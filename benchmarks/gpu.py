@@ -79,11 +79,10 @@ def raw_train(X, y, *, arch, precision, epochs, batch_size, n_classes):
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     gen = torch.Generator().manual_seed(SEED)
     model.train()
-    n = len(Xg)
+    n_batches = -(-len(Xg) // batch_size)
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen).to(dev)
-        for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
+        perm = torch.randperm(len(Xg), generator=gen).to(dev)
+        for idx in perm.tensor_split(n_batches):  # as skcnn: sizes within one
             opt.zero_grad()
             with torch.autocast("cuda", dtype=dtype, enabled=dtype is not None):
                 logits = model(Xg[idx])

@@ -381,7 +381,7 @@ class BaseCNN(BaseEstimator):
                 last_epoch=-1)))
         elif self.lr_schedule == "onecycle":
             steps = len(BatchIterator(range(n_train), self.batch_size,
-                                      drop_singleton=True))
+                                      drop_singleton=True, balanced=True))
             optimizer, _ = self._optimizer_and_kwargs()
             momentum = {"momentum", "betas"} & set(
                 inspect.signature(optimizer).parameters)
@@ -441,6 +441,7 @@ class BaseCNN(BaseEstimator):
             sample_shape=self.input_shape_,
             lr_groups=lr_groups,
             freeze_bn=self.freeze != "none",
+            balanced_batches=True,
             **kwargs,
         )
 

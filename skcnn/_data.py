@@ -186,37 +186,50 @@ class BatchIterator:
     drop_singleton : bool, default=False
         Drop a last batch of a single sample (batch norm cannot train on
         one sample); used in training only.
+    balanced : bool, default=False
+        Split the ``n`` rows into ``ceil(n / batch_size)`` batches whose
+        sizes differ by at most one (36 rows in batches of 16: 12, 12, 12
+        rather than 16, 16, 4), so that no small last batch gives batch
+        norm noisy statistics and a full-weight gradient step; used in
+        training only.
     device : str, default=None
         Move each batch there (non-blocking from pinned memory on CUDA).
     """
 
     def __init__(self, dataset, batch_size, *, shuffle=False, generator=None,
-                 drop_singleton=False, device=None):
+                 drop_singleton=False, balanced=False, device=None):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.generator = generator
         self.drop_singleton = drop_singleton
+        self.balanced = balanced
         self.device = device
 
-    def _n_batches(self):
-        n = len(self.dataset)
-        full, rest = divmod(n, self.batch_size)
-        if rest == 1 and self.drop_singleton and n > 1:
-            rest = 0
-        return full + (rest > 0)
+    def batch_sizes(self):
+        """The size of each batch of one pass, in order."""
+        n, bs = len(self.dataset), self.batch_size
+        if self.balanced and n:
+            k = -(-n // bs)
+            q, r = divmod(n, k)
+            sizes = [q + 1] * r + [q] * (k - r)
+        else:
+            sizes = [bs] * (n // bs) + ([n % bs] if n % bs else [])
+        if self.drop_singleton and len(sizes) > 1 and sizes[-1] == 1 < sizes[0]:
+            sizes.pop()
+        return sizes
 
     def __len__(self):
-        return self._n_batches()
+        return len(self.batch_sizes())
 
     def __iter__(self):
         n = len(self.dataset)
-        bs = self.batch_size
         perm = torch.randperm(n, generator=self.generator) if self.shuffle else None
         move = self.device is not None and str(self.device) != "cpu"
         non_blocking = move and str(self.device).startswith("cuda")
-        for b in range(self._n_batches()):
-            start, stop = b * bs, min((b + 1) * bs, n)
+        stop = 0
+        for size in self.batch_sizes():
+            start, stop = stop, stop + size
             rows = slice(start, stop) if perm is None else perm[start:stop]
             Xb, yb = self.dataset.batch(rows)
             if move:

@@ -51,11 +51,15 @@ class _Net(NeuralNet):
         while training, so their running statistics stay as pretrained;
         ``'all'`` keeps every batch-norm layer in eval mode (after an
         unfreeze).
+    balanced_batches : bool, default=False
+        Train on batches of nearly equal size (at most ``batch_size``)
+        instead of full batches and a smaller remainder; see
+        :class:`~skcnn._data.BatchIterator`.
     """
 
     def __init__(self, *args, precision=None, channels_last=False, generator=None,
                  sample_shape=None, batch_transform=None, lr_groups=None,
-                 freeze_bn=False, **kwargs):
+                 freeze_bn=False, balanced_batches=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.precision = precision
         self.channels_last = channels_last
@@ -64,6 +68,7 @@ class _Net(NeuralNet):
         self.batch_transform = batch_transform
         self.lr_groups = lr_groups
         self.freeze_bn = freeze_bn
+        self.balanced_batches = balanced_batches
 
     # -- building -----------------------------------------------------------
     def initialize_module(self):
@@ -127,7 +132,8 @@ class _Net(NeuralNet):
         return BatchIterator(
             dataset, self.batch_size, shuffle=training,
             generator=self.generator if training else None,
-            drop_singleton=training, device=self.device,
+            drop_singleton=training, balanced=training and self.balanced_batches,
+            device=self.device,
         )
 
     # -- steps --------------------------------------------------------------

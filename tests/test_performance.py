@@ -223,10 +223,32 @@ def test_a_single_sample_dataset_still_yields_its_sample():
     assert [len(yb) for _, yb in it] == [1]
 
 
-def test_an_estimator_skips_the_single_sample_batch(small_digits):
+@pytest.mark.parametrize("n, batch_size, sizes", [
+    (36, 16, [12, 12, 12]),  # not 16, 16, 4
+    (50, 16, [13, 13, 12, 12]),
+    (129, 64, [43, 43, 43]),
+    (64, 64, [64]),
+    (3, 2, [2]),  # 2, 1: the single sample is dropped
+    (5, 1, [1] * 5),  # batch_size=1 asks for single samples
+])
+def test_balanced_batches_cover_every_row_once(n, batch_size, sizes):
+    it = BatchIterator(_dataset(n), batch_size, shuffle=True, drop_singleton=True,
+                       balanced=True, generator=torch.Generator().manual_seed(0))
+    batches = [yb for _, yb in it]
+    assert [len(yb) for yb in batches] == sizes == it.batch_sizes()
+    assert len(it) == len(sizes)
+    rows = torch.cat(batches).tolist()
+    assert len(set(rows)) == len(rows) == sum(sizes)
+
+
+def test_an_estimator_trains_on_balanced_batches(small_digits):
     X, y = small_digits
-    clf = CNNClassifier(**{**FAST, "max_epochs": 1}, batch_size=64).fit(X[:129], y[:129])
-    assert clf.history_[-1, "batches", :, "train_batch_size"] == [64, 64]
+    clf = CNNClassifier(**{**FAST, "max_epochs": 2}, batch_size=64).fit(X[:129], y[:129])
+    assert clf.history_[-1, "batches", :, "train_batch_size"] == [43, 43, 43]
+    # The one-cycle schedule counts the same 3 steps per epoch, so it ends
+    # with the last batch.
+    scheduler = dict(clf.net_.callbacks_)["lr_schedule"].lr_scheduler_
+    assert scheduler.total_steps == scheduler.last_epoch == 6
 
 
 def _epochs(seed, n=50, epochs=3):
