@@ -258,6 +258,8 @@ class BaseCNN(BaseEstimator):
             )
         if uint8:
             X = X * np.float32(1 / 255)  # a new array: the caller's stays uint8
+        if reset:
+            _warn_if_channels_last(X, self._ndim, name)
         input_shape = self.input_shape if reset else self.input_shape_
         X = to_canonical(X, self._ndim, input_shape, name)
         sample_shape = tuple(X.shape[1:])
@@ -583,6 +585,27 @@ def _fits_on(device, dataset, share=0.5):
     size = sum(t.numel() * t.element_size() for t in (dataset.X, dataset.y)
                if t is not None)
     return size < share * free
+
+
+def _warn_if_channels_last(X, ndim, name):
+    """Warn when 4-D images look stored as ``(n, H, W, C)``.
+
+    PIL, scikit-image and matplotlib give ``(H, W, 3)`` images; the networks
+    read ``(n, C, H, W)``. Such an array trains without error (with H
+    channels of W x C pixels) but learns little, so say so at ``fit``.
+    """
+    colour = (1, 3, 4)
+    if ndim == 2 and X.ndim == 4 and X.shape[3] in colour and X.shape[1] not in colour:
+        n, h, w, c = X.shape
+        warnings.warn(
+            f"X has shape {X.shape}, which looks like channels-last images "
+            f"(n_samples, height, width, channels); {name} reads 4-D arrays as "
+            f"(n_samples, channels, height, width), here {h} channels of {w} x "
+            f"{c} pixels. Pass X.transpose(0, 3, 1, 2) to train on {c}-channel "
+            f"{h} x {w} images.",
+            UserWarning,
+            stacklevel=6,
+        )
 
 
 def _check_routed(cls, kwargs):

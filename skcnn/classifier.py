@@ -208,8 +208,9 @@ _CLASSIFIER_DOC = """{summary}
     -----
     The network outputs one logit per class and is trained with
     cross-entropy on the logits; ``predict_proba`` is their softmax.
-    Training drops a last batch of a single sample (batch normalisation
-    cannot train on one sample).
+    Each epoch is split into batches of nearly equal size (see
+    ``batch_size``); a batch of a single sample, which batch normalisation
+    cannot train on, is dropped.
 
     Examples
     --------
@@ -283,7 +284,9 @@ CNNClassifier.__doc__ = _docs.fill(_CLASSIFIER_DOC.format(
     summary="Convolutional neural network classifier for images.",
     intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
            "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
-           "``input_shape``."),
+           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
+           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
+           "``fit`` warns when X looks like that."),
     params="{params}", attributes="{attributes}",
     see_also="CNNRegressor : the same network for regression.\n    "
              "Conv1DClassifier : 1-D convolutions for signals.",

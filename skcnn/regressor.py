@@ -163,7 +163,9 @@ CNNRegressor.__doc__ = _docs.fill(_REGRESSOR_DOC.format(
     summary="Convolutional neural network regressor for images.",
     intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
            "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
-           "``input_shape``."),
+           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
+           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
+           "``fit`` warns when X looks like that."),
     params="{params}", attributes="{attributes}",
     see_also="CNNClassifier : the same network for classification.\n    "
              "Conv1DRegressor : 1-D convolutions for signals.",

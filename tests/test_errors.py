@@ -1,5 +1,7 @@
 """Bad input gets a clear ValueError/TypeError naming expected and received."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -23,6 +25,23 @@ def test_wrong_ndim(small_digits):
         CNNClassifier(**FAST).fit(X[:, 0, 0], y)
     with pytest.raises(ValueError, match=r"Conv1DClassifier expects at most 3-D input; got .* \(300, 1, 8, 8\)"):
         Conv1DClassifier(**FAST).fit(X[:, None], y)
+
+
+def test_channels_last_images_get_a_warning_that_says_how_to_fix_them():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (6, 12, 10, 3), dtype=np.uint8)
+    y = np.arange(6) % 2
+    kwargs = dict(channels=(4,), hidden_units=(), max_epochs=1, random_state=0)
+    with pytest.warns(UserWarning, match=(
+            r"shape \(6, 12, 10, 3\), which looks like channels-last.*here 12 "
+            r"channels of 10 x 3 pixels\. Pass X\.transpose\(0, 3, 1, 2\)")):
+        CNNRegressor(**kwargs).fit(X, y.astype(float))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = CNNClassifier(**kwargs).fit(X.transpose(0, 3, 1, 2), y)
+        assert clf.input_shape_ == (3, 12, 10)
+        clf.predict(X.transpose(0, 3, 1, 2))
+        CNNClassifier(**kwargs).fit(X[..., :1].transpose(0, 3, 1, 2), y)
 
 
 def test_shape_mismatch_between_fit_and_predict(fitted, small_digits):
