@@ -13,9 +13,8 @@ runs after one warm-up run (cuDNN autotuning), contenders alternated:
 - **feature extraction**: ``PretrainedFeatureExtractor('resnet50',
   weights=None)`` on ``--n-extract`` uint8 images of 224 x 224 (resized to
   256, centre-cropped to 224, normalised), against a raw torchvision loop
-  with the same weights and preprocessing. The raw loop also runs under
-  bf16/fp16 autocast for reference; the extractor gets the same precision
-  only if it has a ``precision`` parameter.
+  with the same weights and preprocessing, in float32 and under bf16/fp16
+  autocast (the extractor's ``precision`` parameter).
 
 The ratio printed is skcnn's throughput over the raw loop's (target: at
 least 0.95). Timings include moving the data to the GPU and validating it,

@@ -27,6 +27,7 @@ from ._backbones import (
     preprocess,
     preprocessing_config,
 )
+from ._net import PRECISIONS
 from ._utils import resolve_device, seed_from, torch_seed
 
 __all__ = ["PretrainedFeatureExtractor"]
@@ -98,6 +99,12 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         Images per forward pass; bounds memory, with file paths too.
     device : str, default='auto'
         ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'``...
+    precision : {'bf16', 'fp16'} or None, default=None
+        Run the backbone under ``torch.autocast`` in bfloat16 or float16:
+        on a recent GPU about twice the images per second, with features
+        that differ from float32 ones in the third significant digit.
+        ``None`` computes in float32. The features are returned as float32
+        either way.
     num_workers : int, default=0
         Threads that read image files in parallel; 0 reads them in the
         calling thread. Only used with file paths.
@@ -172,6 +179,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         "data_format": [StrOptions({"auto", "channels_last", "channels_first"})],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str, torch.device],
+        "precision": [None, StrOptions(set(PRECISIONS))],
         "num_workers": [Interval(Integral, 0, None, closed="left")],
         "random_state": ["random_state"],
     }
@@ -179,7 +187,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
     def __init__(self, backbone="resnet18", weights="DEFAULT", *, layer=None,
                  pooling="avg", input_size=None, resize=None, mean=None, std=None,
                  input_shape=None, data_format="auto", batch_size=64,
-                 device="auto", num_workers=0, random_state=None):
+                 device="auto", precision=None, num_workers=0, random_state=None):
         self.backbone = backbone
         self.weights = weights
         self.layer = layer
@@ -192,6 +200,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         self.data_format = data_format
         self.batch_size = batch_size
         self.device = device
+        self.precision = precision
         self.num_workers = num_workers
         self.random_state = random_state
 
@@ -316,7 +325,10 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
                 # about 30% faster; a user's module may call ``.view`` on
                 # its input, so it gets a contiguous channels-first batch.
                 x = x.contiguous(memory_format=torch.channels_last)
-            features = extract_features(self.module_, x, self.layer, self.pooling)
+            with torch.autocast(torch.device(self.device_).type,
+                                dtype=PRECISIONS.get(self.precision, torch.bfloat16),
+                                enabled=self.precision is not None):
+                features = extract_features(self.module_, x, self.layer, self.pooling)
         return features.float().cpu().numpy()
 
     def _images(self, X, *, reset):

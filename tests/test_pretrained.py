@@ -170,6 +170,21 @@ def test_embeddings_match_a_channels_first_forward_pass(layer, pooling):
     np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("precision, tol", [("bf16", 0.03), ("fp16", 0.005)])
+def test_mixed_precision_features(resnet, precision, tol):
+    X = _images()
+    expected = resnet.transform(X)
+    est = resnet.set_params(precision=precision)
+    try:
+        out = est.transform(X)
+    finally:
+        est.set_params(precision=None)
+    # Autocast ran (not bit-identical), the result is float32 and close to
+    # the float32 features relative to their scale.
+    assert out.dtype == np.float32 and not np.array_equal(out, expected)
+    assert np.abs(out - expected).max() < tol * np.abs(expected).max()
+
+
 class ViewNet(nn.Module):
     """A user's module that reshapes its input with ``view``."""
 
@@ -256,6 +271,9 @@ def test_bad_inputs(resnet, X, error, match):
 def test_bad_parameters():
     with pytest.raises(ValueError, match="pooling"):
         PretrainedFeatureExtractor(TinyNet, weights=None, pooling="mean").fit(
+            _images(n=1))
+    with pytest.raises(ValueError, match="'precision' parameter.*'fp8'"):
+        PretrainedFeatureExtractor(TinyNet, weights=None, precision="fp8").fit(
             _images(n=1))
     with pytest.raises(ValueError, match="Unknown backbone 'resnet-18'.*resnet18"):
         PretrainedFeatureExtractor("resnet-18", weights=None).fit(_images(n=1))
