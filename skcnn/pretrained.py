@@ -100,11 +100,11 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
     device : str, default='auto'
         ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'``...
     precision : {'bf16', 'fp16'} or None, default=None
-        Run the backbone under ``torch.autocast`` in bfloat16 or float16:
-        on a recent GPU about twice the images per second, with features
-        that differ from float32 ones in the third significant digit.
-        ``None`` computes in float32. The features are returned as float32
-        either way.
+        Run the backbone under ``torch.autocast`` in bfloat16 or float16,
+        for speed on GPUs with tensor cores (``benchmarks/gpu.py`` measures
+        it). The features differ from float32 ones by up to about 1%
+        (bf16) or 0.1% (fp16) of their scale (ResNet-18). ``None`` computes
+        in float32. The features are returned as float32 either way.
     num_workers : int, default=0
         Threads that read image files in parallel; 0 reads them in the
         calling thread. Only used with file paths.
@@ -150,8 +150,9 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
     A single image must still have the sample axis, ``X[None]``.
 
     A backbone given by name (torchvision or timm) runs on channels-last
-    batches, about 30% faster than channels-first on CPU (oneDNN) and on
-    CUDA; the embeddings are the same. An ``nn.Module`` or a callable gets
+    batches: on the CPU, oneDNN's convolutions run about 30% faster on them
+    than on channels-first ones (``benchmarks/bench_extract.py``), and
+    cuDNN prefers them too; the embeddings are the same. An ``nn.Module`` or a callable gets
     contiguous channels-first batches, as it may reshape its input with
     ``view``.
 
@@ -321,8 +322,8 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
             x = preprocess(x, self.preprocessing_)
             if isinstance(self.backbone, str):
                 # torchvision's and timm's networks accept channels-last
-                # input, on which oneDNN's (CPU) and cuDNN's convolutions run
-                # about 30% faster; a user's module may call ``.view`` on
+                # input, on which oneDNN's convolutions run about 30% faster
+                # (bench_extract.py); a user's module may call ``.view`` on
                 # its input, so it gets a contiguous channels-first batch.
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(torch.device(self.device_).type,
