@@ -425,13 +425,13 @@ SIGNAL_RECIPE = """\
 use batches of 16 (the papers use at most 16: UCR training sets hold
     from 16 to a few thousand series, and larger batches would give only a
     few gradient steps per epoch) and a one-cycle schedule peaking at 3e-3
-    over 300 epochs, 5-7x fewer. FCN and ResNet then come within about 1
-    point of their published accuracy on GunPoint and ItalyPowerDemand,
-    and ResNet beats its published ArrowHead accuracy, while FCN, the
-    slowest to converge, ends about 2.5 points short of it (mean of 3
-    seeds), in 0.5 to 3.5 minutes per FCN or ResNet fit
-    (InceptionTime: up to 7) on one CPU thread of a busy machine
-    (``benchmarks/ucr.py``; results in ``benchmarks/RESULTS.md``).
+    over 300 epochs, 5-7x fewer, on batches of nearly equal size. FCN and
+    ResNet then come within about 1 point of their published accuracy on
+    ItalyPowerDemand and ArrowHead (ResNet 2 points above it there), and
+    on GunPoint ResNet does while FCN ends 1.1 points short (mean of 10
+    seeds), in 10 s to 2 minutes per FCN or ResNet fit (InceptionTime: up
+    to 3.3) on 2 CPU cores (``benchmarks/ucr.py``;
+    results in ``benchmarks/RESULTS.md``).
     Augmentation is off by default: window slicing lowered ArrowHead's
     accuracy. The image estimators' defaults (batches of 64, 1e-3, 30
     epochs) suit data sets of thousands of images instead. With many
