@@ -17,13 +17,16 @@ loaders need nothing else)::
     python benchmarks/ucr.py [--threads 2] [--seeds 0 1 2] [--datasets GunPoint]
                              [--archs fcn resnet] [--sktime-epochs 2000]
                              [--no-sktime] [--json results.json]
+                             [--params lr=1e-3 batch_size=8]
 
 A fit's time is the wall-clock time of ``fit`` alone; the goal of issue 5 is
 an accuracy within 1 point of the published FCN/ResNet in at most 5 minutes
-of fit per data set on 2 CPU cores.
+of fit per data set on 2 CPU cores. ``--params`` overrides estimator
+parameters (values read as Python literals) to measure other recipes.
 """
 
 import argparse
+import ast
 import json
 import os
 import platform
@@ -78,10 +81,10 @@ def load(name):
     return X, y, Xt, yt
 
 
-def run_skcnn(name, arch, seed, data):
+def run_skcnn(name, arch, seed, data, params):
     X, y, Xt, yt = data
     cls = Conv1DRegressor if name in REGRESSION else Conv1DClassifier
-    est = cls(arch, random_state=seed)
+    est = cls(arch, random_state=seed, **params)
     start = time.perf_counter()
     est.fit(X, y)
     fit_s = time.perf_counter() - start
@@ -97,6 +100,20 @@ def run_sktime(seed, data, epochs):
     est.fit(X, y)
     fit_s = time.perf_counter() - start
     return float(np.mean(est.predict(Xt) == yt)), fit_s, epochs
+
+
+def parse_params(items):
+    """``['lr=1e-3', 'augment=jitter']`` -> ``{'lr': 0.001, 'augment': 'jitter'}``."""
+    params = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--params takes name=value pairs; got {item!r}.")
+        try:
+            params[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[key] = value  # a bare string such as zscore
+    return params
 
 
 def score(name, pred, y):
@@ -124,7 +141,10 @@ def main(argv=None):
     parser.add_argument("--sktime-epochs", type=int, default=2000)
     parser.add_argument("--no-sktime", action="store_true")
     parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--params", nargs="+", default=[], metavar="NAME=VALUE",
+                        help="estimator parameters instead of the defaults")
     args = parser.parse_args(argv)
+    params = parse_params(args.params)
     torch.set_num_threads(args.threads)
 
     sktime_note = None
@@ -138,7 +158,8 @@ def main(argv=None):
             sktime_note = f"skipped: CNNClassifierTorch does not import ({exc})"
 
     print(f"# UCR benchmark: torch {torch.__version__}, {args.threads} threads, "
-          f"{platform.processor() or platform.machine()}, seeds {args.seeds}\n")
+          f"{platform.processor() or platform.machine()}, seeds {args.seeds}"
+          f"{', parameters ' + repr(params) if params else ''}\n")
     results = []
     for name in args.datasets:
         data = load(name)
@@ -147,7 +168,7 @@ def main(argv=None):
         rows = []
         total_fit = 0.0
         for arch in args.archs:
-            runs = [run_skcnn(name, arch, seed, data) for seed in args.seeds]
+            runs = [run_skcnn(name, arch, seed, data, params) for seed in args.seeds]
             scores, times = [r[0] for r in runs], [r[1] for r in runs]
             total_fit += statistics.mean(times)
             published = PUBLISHED[name].get(PAPER_NAME.get(arch))
@@ -180,7 +201,7 @@ def main(argv=None):
         print(f"sktime CNNClassifierTorch: {sktime_note}.")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"threads": args.threads, "seeds": args.seeds,
+            json.dump({"threads": args.threads, "seeds": args.seeds, "params": params,
                        "torch": torch.__version__, "results": results}, f, indent=1)
     return results
 
