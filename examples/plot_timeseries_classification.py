@@ -51,10 +51,10 @@ print(f"train {X_train.shape}, test {X_test.shape}, classes {np.unique(y_train)}
 # Training
 # --------
 # The ResNet of Wang et al. (three residual blocks, global average pooling)
-# with the 1-D estimators' training recipe: Adam on batches of 16 with a
-# one-cycle learning-rate schedule. The papers train it for 1500 epochs;
-# 40 epochs are enough here to show the learning curve in well under a
-# minute on a laptop CPU (the defaults train longer: see
+# with the 1-D classifier's training recipe: Adam on batches of 8 with a
+# one-cycle learning-rate schedule peaking at 1e-3. The papers train it
+# for 1500 epochs; 40 epochs are enough here to show the learning curve in
+# well under a minute on a laptop CPU (the defaults train longer: see
 # ``benchmarks/ucr.py``).
 clf = Conv1DClassifier("resnet", max_epochs=40, random_state=0)
 start = time.perf_counter()

@@ -419,21 +419,30 @@ def signal_doc(doc, defaults, recipe):
 
 
 
-# The 1-D estimators' own training defaults, as their docstrings show them.
-SIGNAL_DEFAULTS_DOC = {"lr": "3e-3", "batch_size": "16", "max_epochs": "300"}
-SIGNAL_RECIPE = """\
-use batches of 16 (the papers use at most 16: UCR training sets hold
-    from 16 to a few thousand series, and larger batches would give only a
-    few gradient steps per epoch) and a one-cycle schedule peaking at 3e-3
-    over 300 epochs, 5-7x fewer, on batches of nearly equal size. FCN and
-    ResNet then come within about 1 point of their published accuracy on
-    ItalyPowerDemand and ArrowHead (ResNet 2 points above it there), and
-    on GunPoint ResNet does while FCN ends 1.1 points short (mean of 10
-    seeds), in 10 s to 2 minutes per FCN or ResNet fit (InceptionTime: up
-    to 3.3) on 2 CPU cores (``benchmarks/ucr.py``;
-    results in ``benchmarks/RESULTS.md``).
-    Augmentation is off by default: window slicing lowered ArrowHead's
-    accuracy. The image estimators' defaults (batches of 64, 1e-3, 30
-    epochs) suit data sets of thousands of images instead. With many
-    thousands of series, fewer epochs suffice: lower ``max_epochs`` or set
-    ``early_stopping=True``."""
+# The 1-D estimators' own training defaults, as their docstrings show them
+# (only those that differ from the image estimators' shared text).
+CLASSIFIER_DEFAULTS_DOC = {"batch_size": "8", "max_epochs": "300"}
+REGRESSOR_DEFAULTS_DOC = {"lr": "3e-3", "batch_size": "16", "max_epochs": "300"}
+CLASSIFIER_RECIPE = """\
+use batches of 8 (the papers use at most 16, and ``n / 10`` for
+    small sets: UCR training sets hold from 16 to a few thousand series)
+    and a one-cycle schedule peaking at 1e-3 over 300 epochs, 5-7x fewer,
+    on batches of nearly equal size. FCN and ResNet then come within 1
+    point of their published accuracy on GunPoint, ItalyPowerDemand and
+    ArrowHead (means of 10 seeds), in 15-50 s per FCN or ResNet fit
+    (InceptionTime: up to 2 minutes) on 2 CPU cores (``benchmarks/ucr.py``;
+    results in ``benchmarks/RESULTS.md``). A peak of 3e-3 cost GunPoint's
+    FCN 1.1 points, batches of 16 ArrowHead's FCN 0.8. Augmentation is off
+    by default: window slicing lowered ArrowHead's accuracy. The image
+    estimators' defaults (batches of 64, 30 epochs) suit data sets of
+    thousands of images instead. With many thousands of series, fewer
+    epochs suffice: lower ``max_epochs`` or set ``early_stopping=True``."""
+REGRESSOR_RECIPE = """\
+use batches of 16 and a one-cycle schedule peaking at 3e-3 over 300
+    epochs, on batches of nearly equal size (``benchmarks/ucr.py``; results
+    on Covid3Month in ``benchmarks/RESULTS.md``). The classifier's peak of
+    1e-3 left FCN far from fitting Covid3Month's 140 training series in 300
+    epochs. Small regression sets overfit easily: compare with predicting
+    the mean, and try ``early_stopping=True`` or fewer epochs. The image
+    estimators' defaults (batches of 64, 1e-3, 30 epochs) suit data sets of
+    thousands of images instead."""

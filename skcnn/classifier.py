@@ -10,8 +10,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _docs
 from ._base import BaseCNN
-from ._signal import (SIGNAL_CONSTRAINTS, SIGNAL_DEFAULTS_DOC, SIGNAL_RECIPE,
-                      _SignalMixin, signal_doc)
+from ._signal import (CLASSIFIER_DEFAULTS_DOC, CLASSIFIER_RECIPE,
+                      SIGNAL_CONSTRAINTS, _SignalMixin, signal_doc)
 
 
 class _CNNClassifierBase(ClassifierMixin, BaseCNN):
@@ -246,9 +246,9 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         normalize=None,
         augment=None,
         optimizer="adam",
-        lr=3e-3,
+        lr=1e-3,
         weight_decay=0.0,
-        batch_size=16,
+        batch_size=8,
         max_epochs=300,
         lr_schedule="onecycle",
         early_stopping=False,
@@ -312,4 +312,4 @@ Conv1DClassifier.__doc__ = signal_doc(_docs.fill(_CLASSIFIER_DOC.format(
     >>> X = rng.randn(40, 50); y = (X[:, :25].mean(1) > 0).astype(int)
     >>> Conv1DClassifier(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
     (2,)""",
-), _docs.SIGNAL), SIGNAL_DEFAULTS_DOC, SIGNAL_RECIPE)
+), _docs.SIGNAL), CLASSIFIER_DEFAULTS_DOC, CLASSIFIER_RECIPE)

@@ -6,8 +6,8 @@ from sklearn.base import RegressorMixin, _fit_context
 
 from . import _docs
 from ._base import BaseCNN
-from ._signal import (SIGNAL_CONSTRAINTS, SIGNAL_DEFAULTS_DOC, SIGNAL_RECIPE,
-                      _SignalMixin, signal_doc)
+from ._signal import (REGRESSOR_DEFAULTS_DOC, REGRESSOR_RECIPE,
+                      SIGNAL_CONSTRAINTS, _SignalMixin, signal_doc)
 
 
 class _CNNRegressorBase(RegressorMixin, BaseCNN):
@@ -191,4 +191,4 @@ Conv1DRegressor.__doc__ = signal_doc(_docs.fill(_REGRESSOR_DOC.format(
     >>> X = rng.randn(40, 50); y = X[:, :10].sum(axis=1)
     >>> Conv1DRegressor(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
     (2,)""",
-), _docs.SIGNAL), SIGNAL_DEFAULTS_DOC, SIGNAL_RECIPE)
+), _docs.SIGNAL), REGRESSOR_DEFAULTS_DOC, REGRESSOR_RECIPE)
