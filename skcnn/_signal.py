@@ -429,7 +429,7 @@ use batches of 8 (the papers use at most 16, and ``n / 10`` for
     and a one-cycle schedule peaking at 1e-3 over 300 epochs, 5-7x fewer,
     on batches of nearly equal size. FCN and ResNet then come within 1
     point of their published accuracy on GunPoint, ItalyPowerDemand and
-    ArrowHead (means of 10 seeds), in 15-50 s per FCN or ResNet fit
+    ArrowHead (means of 10 seeds), in 14-50 s per FCN or ResNet fit
     (InceptionTime: up to 2 minutes) on 2 CPU cores (``benchmarks/ucr.py``;
     results in ``benchmarks/RESULTS.md``). A peak of 3e-3 cost GunPoint's
     FCN 1.1 points, batches of 16 ArrowHead's FCN 0.8. Augmentation is off
