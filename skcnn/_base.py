@@ -16,18 +16,20 @@ import warnings
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from torch.optim import lr_scheduler
 from sklearn.model_selection import train_test_split
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
+from torch.optim import lr_scheduler
 
 from . import models
+from ._compat import Interval, StrOptions
 from ._data import ArrayDataset, BatchIterator, as_tensor, to_canonical
-from . import _backbones
-from ._finetune import Unfreeze, apply_freeze, build_pretrained, name_groups
-from ._net import PRECISIONS, ValidAccuracy, _Net, dry_run
+from ._finetune import Unfreeze, build_pretrained, configure, layer_groups, load_weights
+from ._images import to_unit_range
+from ._net import PRECISIONS, ValidAccuracy, _Net
 from ._utils import resolve_device, seed_from, torch_seed
+from .exceptions import UnknownBackboneError
+from .models._layers import dry_run
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -237,7 +239,7 @@ class BaseCNN(BaseEstimator):
         name = type(self).__name__
         if X is None:
             raise ValueError(f"{name} requires X to be an array-like; got None.")
-        uint8 = getattr(X, "dtype", None) == np.uint8
+        dtype = getattr(X, "dtype", None)
         kw = dict(allow_nd=True, dtype=np.float32, order="C")
         raw_ndim = getattr(X, "ndim", None)
         if raw_ndim is None:
@@ -256,8 +258,9 @@ class BaseCNN(BaseEstimator):
                 f"{name} expects at most {self._ndim + 2}-D input; got an array "
                 f"of shape {X.shape}."
             )
-        if uint8:
-            X = X * np.float32(1 / 255)  # a new array: the caller's stays uint8
+        # An integer X was converted to a new float32 array: scaling it in
+        # place leaves the caller's data alone.
+        X = to_unit_range(X, dtype)
         if reset:
             _warn_if_channels_last(X, self._ndim, name)
         input_shape = self.input_shape if reset else self.input_shape_
@@ -318,17 +321,16 @@ class BaseCNN(BaseEstimator):
             )
         if any(isinstance(p, torch.nn.parameter.UninitializedParameter)
                for p in module.parameters()):
-            dry_run(module, self.input_shape_, "cpu")
-        if self.weights is not None:
-            if isinstance(self.weights, str) and not _looks_like_path(self.weights):
+            try:  # sizes the lazy layers
+                dry_run(module, self.input_shape_)
+            except Exception as exc:  # a user's module that cannot take the data
                 raise ValueError(
-                    f"weights={self.weights!r} names pretrained weights, which only "
-                    f"torchvision/timm backbones have (e.g. architecture="
-                    f"'resnet18'); for {arch!r} pass the path of a state-dict "
-                    f"file saved from a network of the same shape."
-                )
-            _backbones.load_backbone(module, self.weights)
-        return module, _backbones.layer_groups(module)
+                    f"The network failed on an input of per-sample shape "
+                    f"{self.input_shape_}: {exc}"
+                ) from exc
+        if self.weights is not None:
+            load_weights(module, self.weights, arch)
+        return module, layer_groups(module)
 
     def _make_pretrained(self, name, data_args, knobs, module_kwargs):
         models_list = models.list_models(self._ndim)
@@ -344,10 +346,8 @@ class BaseCNN(BaseEstimator):
             return build_pretrained(name, self.weights,
                                     in_channels=data_args["in_channels"],
                                     n_outputs=data_args["n_outputs"])
-        except ValueError as exc:
-            if not str(exc).startswith("Unknown backbone"):
-                raise
-            raise ValueError(
+        except UnknownBackboneError as exc:
+            raise UnknownBackboneError(
                 f"Unknown image (2-D) architecture {name!r}. Registered ones: "
                 f"{models_list}; or a torchvision/timm backbone name "
                 f"('resnet18', 'efficientnet_b0'...). {exc}"
@@ -407,15 +407,9 @@ class BaseCNN(BaseEstimator):
         module_kwargs = {k[len("module__"):]: routed.pop(k) for k in list(routed)
                          if k.startswith("module__")}
         module, groups = self._make_module(n_outputs, module_kwargs)
-        if self.unfreeze_at_epoch is not None and self.freeze == "none":
-            raise ValueError(
-                "unfreeze_at_epoch unfreezes layers frozen by `freeze`; set "
-                "freeze='backbone' or an int, or unfreeze_at_epoch=None."
-            )
-        apply_freeze(module, groups, self.freeze)
-        lr_groups = None
-        if self.lr_decay != 1.0:
-            lr_groups = name_groups(module, groups, self.lr, self.lr_decay)
+        lr_groups = configure(module, groups, freeze=self.freeze,
+                              unfreeze_at_epoch=self.unfreeze_at_epoch, lr=self.lr,
+                              lr_decay=self.lr_decay)
         optimizer, optimizer_kwargs = self._optimizer_and_kwargs()
         kwargs = {f"optimizer__{k}": v for k, v in optimizer_kwargs.items()}
         kwargs.update({f"criterion__{k}": v for k, v in criterion_kwargs.items()})
@@ -493,6 +487,9 @@ class BaseCNN(BaseEstimator):
             else:
                 net = self._build_net(n_outputs, n_train, criterion,
                                       criterion_kwargs or {}, generator, device)
+            self._check_network(net.module_ if warm else net.module, lengths)
+            net.batch_transform = self._batch_transform()
+            if not warm:
                 net.initialize()
             if device.startswith("cuda"):
                 torch.backends.cudnn.benchmark = True
@@ -523,6 +520,13 @@ class BaseCNN(BaseEstimator):
         finally:
             module.train(was_training)
         return out
+
+    def _batch_transform(self):
+        """Transform of every training batch (augmentation); None: none."""
+        return None
+
+    def _check_network(self, module, lengths):
+        """Refuse a network that cannot take this data (before training)."""
 
     def _is_classifier(self):
         return False
@@ -568,11 +572,6 @@ class _HoldOut:
         train, valid = train_test_split(idx, test_size=self.fraction,
                                         random_state=self.seed, stratify=strata)
         return dataset.subset(np.sort(train)), dataset.subset(np.sort(valid))
-
-
-def _looks_like_path(value):
-    return os.sep in value or os.path.exists(value) or value.endswith(
-        (".pt", ".pth", ".bin", ".safetensors", ".ckpt"))
 
 
 def _lengths_tensor(lengths):

@@ -122,7 +122,9 @@ class ArrayDataset(torch.utils.data.Dataset):
 
     def to(self, device):
         """The same dataset with its tensors moved to ``device`` (once)."""
-        move = (lambda t: None if t is None else t.to(device))
+        def move(t):
+            return None if t is None else t.to(device)
+
         return ArrayDataset(move(self.X), move(self.y), move(self.lengths),
                             move(self.indices))
 

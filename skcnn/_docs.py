@@ -1,4 +1,20 @@
-"""Parameter documentation shared by the estimators, substituted once."""
+"""Docstring text shared by the estimators and the models, substituted once.
+
+One mechanism for the whole package: :func:`fill_doc` replaces ``{name}``
+placeholders in a docstring with shared pieces of text. Only the names it is
+given are replaced, so literal braces (``{'max', 'avg'}``) need no escaping;
+pieces may hold placeholders themselves. On a class it also provides
+``{default_<parameter>}``, the default of each ``__init__`` parameter, so a
+documented default cannot drift from the signature.
+"""
+
+import inspect
+import re
+
+__all__ = ["CLASSIFIER_RECIPE", "COMMON_ATTRIBUTES", "COMMON_PARAMS", "IMAGE",
+           "REGRESSOR_RECIPE", "SIGNAL", "fill_doc"]
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 COMMON_PARAMS = """\
 architecture : str or nn.Module subclass, default='convnet'
@@ -17,7 +33,7 @@ architecture : str or nn.Module subclass, default='convnet'
         architecture's default (``(32, 64)`` for ``'convnet'``).
     kernel_size : int, default=None
         Convolution kernel size (``None``: the architecture's default).
-    pooling : {{'max', 'avg'}}, default=None
+    pooling : {'max', 'avg'}, default=None
         Pooling between blocks (``None``: the architecture's default).
     batch_norm : bool, default=None
         Batch normalisation after each convolution.
@@ -25,8 +41,8 @@ architecture : str or nn.Module subclass, default='convnet'
         Dropout probability in the dense head.
     hidden_units : int or sequence of int, default=None
         Hidden layers of the dense head; ``()`` for a single linear layer.
-    activation : {{'relu', 'leaky_relu', 'elu', 'gelu', 'silu', 'tanh', \
-'sigmoid'}}, default=None
+    activation : {'relu', 'leaky_relu', 'elu', 'gelu', 'silu', 'tanh', \
+'sigmoid'}, default=None
         Activation function of the built-in architectures.
     weights : str, path or None, default=None
         Initial weights. With a torchvision/timm backbone name as
@@ -41,7 +57,7 @@ architecture : str or nn.Module subclass, default='convnet'
         weights' metadata become the network's first layer, so images are
         passed in [0, 1] at their own size. With a built-in architecture or
         your own class: the path of a state dict of the same network.
-    freeze : {{'none', 'backbone'}} or int, default='none'
+    freeze : {'none', 'backbone'} or int, default='none'
         Which layer groups train (groups run from the stem to the head, e.g.
         ResNet ``stem, layer1..layer4, fc``): ``'backbone'`` trains the new
         head only (feature extraction), an int ``k`` the last ``k`` groups
@@ -56,24 +72,23 @@ architecture : str or nn.Module subclass, default='convnet'
         earlier group at ``lr_decay`` times the rate of the next one (0.3
         gives about 3x smaller rates per group, as fine-tuning recipes
         suggest). ``1.0``: one rate for all.
-    optimizer : {{'adam', 'adamw', 'sgd', 'rmsprop'}} or Optimizer subclass, \
+    {signal_params}optimizer : {'adam', 'adamw', 'sgd', 'rmsprop'} or Optimizer subclass, \
 default='adam'
         ``'sgd'`` uses momentum 0.9. Other optimizer arguments go through
         ``optimizer__<name>=value``.
-    lr : float, default=1e-3
+    lr : float, default={default_lr}
         Learning rate (the peak rate of the ``'onecycle'`` schedule).
     weight_decay : float, default=0.0
         L2 penalty (decoupled for ``'adamw'``).
-    batch_size : int, default=64
+    batch_size : int, default={default_batch_size}
         Largest number of samples per gradient step (and per prediction
         batch, at least 256). An epoch of ``n`` samples is split into
         ``ceil(n / batch_size)`` batches of nearly equal size: 36 samples in
         batches of 16 train as 12, 12, 12, not 16, 16, 4, since a small last
-        batch gives batch norm noisy statistics (on UCR's ArrowHead, FCN's
-        test accuracy rose from 0.817 to 0.836).
-    max_epochs : int, default=30
+        batch gives batch norm noisy statistics.
+    max_epochs : int, default={default_max_epochs}
         Passes over the training data.
-    lr_schedule : {{'onecycle', 'cosine', 'plateau'}} or None, default='onecycle'
+    lr_schedule : {'onecycle', 'cosine', 'plateau'} or None, default='onecycle'
         Learning-rate schedule: one-cycle (warm-up then annealing, stepped
         every batch), cosine annealing over ``max_epochs``,
         ``ReduceLROnPlateau`` on the validation (else training) loss, or a
@@ -87,7 +102,7 @@ default='adam'
         Share of the training data held out when ``early_stopping=True``.
     patience : int, default=5
         Epochs without improvement before early stopping.
-    precision : {{'bf16', 'fp16'}} or None, default=None
+    precision : {'bf16', 'fp16'} or None, default=None
         Mixed-precision training and inference with ``torch.autocast``
         (``'fp16'`` adds gradient scaling). ``None`` computes in float32.
     compile : bool, default=False
@@ -132,8 +147,72 @@ net_ : skorch.NeuralNet
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Column names, when X was a DataFrame with string column names."""
 
+SIGNAL_PARAMS = """\
+normalize : {'zscore', 'minmax'} or None, default=None
+        Scale every series and channel over its own real length, in ``fit``
+        and ``predict`` alike (nothing is learned from the training set):
+        ``'zscore'`` subtracts its mean and divides by its standard
+        deviation, as the deep-learning papers on the UCR archive do;
+        ``'minmax'`` maps it to [0, 1]; ``None`` leaves the values as they
+        are (the UCR data are already z-normalised). A constant series
+        becomes zeros.
+    augment : str, list of str, dict or None, default=None
+        Augment every training batch (never validation or prediction
+        batches), drawn anew each epoch and reproducible with
+        ``random_state``. Names: ``'window_slice'`` (crop a random window
+        of 90% of the series and stretch it back), ``'scaling'`` (multiply
+        each series and channel by a factor ~ N(1, 0.1^2)) and ``'jitter'``
+        (add Gaussian noise of 0.03 times the series' standard deviation).
+        A dict ``{'window_slice': 0.8, 'jitter': 0.05}`` sets the
+        strengths (the share kept, the standard deviations); a list uses
+        the defaults. Applied in the order window_slice, scaling, jitter,
+        to the real time steps only.
+    """
+
+SIGNAL_NOTES = """\
+    Series formats: numpy ``(n, L)`` and ``(n, C, L)`` arrays (sktime's and
+    aeon's ``numpy3D``), wide DataFrames (one row a series; column names
+    are kept in ``feature_names_in_``), nested DataFrames (sktime's
+    ``nested_univ``: a cell a ``pd.Series``, a column a channel), and lists
+    of 1-D ``(L_i,)`` or 2-D ``(C, L_i)`` arrays (aeon's ``np-list``).
+    Series of unequal length are zero-padded on the right and masked:
+    ``'fcn'``, ``'resnet'`` and ``'inceptiontime'`` give a series the same
+    output however long the series it is batched with, and take series of
+    any length at predict time. ``'convnet'`` (a dense head of fixed size)
+    needs every series to have the length seen in ``fit``. The channels
+    must always match ``fit``.
+
+    Training recipe: the papers train FCN and ResNet for 1500-2000 epochs
+    of Adam at a constant 1e-3 (halved on plateaus). The 1-D defaults
+    instead {recipe}
+"""
+
+# Where the 1-D defaults come from, for the Notes of each 1-D estimator.
+CLASSIFIER_RECIPE = """\
+use batches of at most {default_batch_size} (the papers use at most 16,
+    and ``n / 10`` for small sets: UCR training sets hold from 16 to a few
+    thousand series) and a one-cycle schedule peaking at {default_lr} over
+    {default_max_epochs} epochs, on batches of nearly equal size.
+    ``benchmarks/ucr.py`` compares this recipe with the published results;
+    the user guide gives the figures and the alternatives that were tried.
+    Augmentation is off by default. The image estimators' defaults (batches
+    of 64, 30 epochs) suit data sets of thousands of images instead. With
+    many thousands of series, fewer epochs suffice: lower ``max_epochs`` or
+    set ``early_stopping=True``."""
+
+REGRESSOR_RECIPE = """\
+use batches of at most {default_batch_size} and a one-cycle schedule
+    peaking at {default_lr} over {default_max_epochs} epochs, on batches of
+    nearly equal size (``benchmarks/ucr.py``; the user guide gives the
+    figures). On small regression sets compare with predicting the mean:
+    ``early_stopping=True`` with a larger ``patience`` can stop a network
+    before it overfits. The image estimators' defaults (batches of 64, 30
+    epochs) suit data sets of thousands of images instead."""
+
 IMAGE = dict(
     ndim=2,
+    signal_params="",
+    signal_notes="",
     shape_doc="(channels, height, width) or (height, width)",
     flat_doc=("a one-channel square image when ``n_features`` is a perfect "
               "square (64 values -> 8x8), else a ``1 x n_features`` strip."),
@@ -141,15 +220,50 @@ IMAGE = dict(
 )
 SIGNAL = dict(
     ndim=1,
+    signal_params=SIGNAL_PARAMS,
+    signal_notes="\n\n" + SIGNAL_NOTES.rstrip("\n"),
     shape_doc="(channels, length) or (length,)",
     flat_doc="each row is a one-channel series.",
     spatial="length",
 )
 
 
-def fill(template, kind):
-    """Substitute the shared parameter and attribute text into a docstring."""
-    return template.format(
-        params=COMMON_PARAMS.format(**kind),
-        attributes=COMMON_ATTRIBUTES.format(**kind),
-    )
+
+def fill_doc(**pieces):
+    """Decorator: substitute ``{name}`` placeholders of a docstring.
+
+    Parameters
+    ----------
+    **pieces : str
+        Text for each placeholder name. Placeholders of other names and
+        other braces are left as they are. Substitution repeats until no
+        given name is left, so pieces may contain placeholders.
+
+    Returns
+    -------
+    decorate : callable
+        Takes a class or function and returns it with its docstring filled
+        in. For a class, ``{default_<name>}`` is the ``repr`` of the default
+        of each ``__init__`` parameter (unless given in ``pieces``).
+    """
+    def decorate(obj):
+        if not obj.__doc__:  # None under python -OO
+            return obj
+        values = {}
+        if inspect.isclass(obj):
+            for name, param in inspect.signature(obj.__init__).parameters.items():
+                if param.default is not inspect.Parameter.empty:
+                    values[f"default_{name}"] = repr(param.default)
+        values.update(pieces)
+        doc = obj.__doc__
+        for _ in range(10):
+            new = _PLACEHOLDER.sub(
+                lambda m: str(values[m.group(1)]) if m.group(1) in values
+                else m.group(0), doc)
+            if new == doc:
+                break
+            doc = new
+        obj.__doc__ = doc
+        return obj
+
+    return decorate

@@ -19,8 +19,8 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 
-from ._backbones import set_frozen_bn_eval
 from ._data import ArrayDataset, BatchIterator
+from ._finetune import set_frozen_bn_eval
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -203,22 +203,6 @@ def _batch_len(batch):
     if yb is not None and hasattr(yb, "__len__") and len(yb):
         return len(yb)
     return len(Xb["x"] if isinstance(Xb, dict) else Xb)
-
-
-@torch.no_grad()
-def dry_run(module, sample_shape, device):
-    """One forward pass of two zero samples: sizes lazy layers, checks shapes."""
-    was_training = module.training
-    module.eval()
-    try:
-        module(torch.zeros((2,) + tuple(sample_shape), device=device))
-    except Exception as exc:  # a user's module that cannot take the data
-        raise ValueError(
-            f"The network failed on an input of per-sample shape "
-            f"{tuple(sample_shape)}: {exc}"
-        ) from exc
-    finally:
-        module.train(was_training)
 
 
 class ValidAccuracy(Callback):

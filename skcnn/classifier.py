@@ -2,16 +2,23 @@
 
 import numpy as np
 import torch
-from sklearn.base import ClassifierMixin, _fit_context
+from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from . import _docs
 from ._base import BaseCNN
-from ._signal import (CLASSIFIER_DEFAULTS_DOC, CLASSIFIER_RECIPE,
-                      SIGNAL_CONSTRAINTS, _SignalMixin, signal_doc)
+from ._compat import _fit_context
+from ._docs import (
+    CLASSIFIER_RECIPE,
+    COMMON_ATTRIBUTES,
+    COMMON_PARAMS,
+    IMAGE,
+    SIGNAL,
+    fill_doc,
+)
+from ._signal import SIGNAL_CONSTRAINTS, _SignalMixin
 
 
 class _CNNClassifierBase(ClassifierMixin, BaseCNN):
@@ -189,8 +196,8 @@ _CLASSIFIER_DOC = """{summary}
     ----------
     {params}
     class_weight : dict, 'balanced', array-like or None, default=None
-        Weights of the classes in the cross-entropy loss: ``{{{{label:
-        weight}}}}``, ``'balanced'`` (inversely proportional to class
+        Weights of the classes in the cross-entropy loss: ``{label:
+        weight}``, ``'balanced'`` (inversely proportional to class
         frequencies, as in scikit-learn) or one weight per class in the
         order of ``classes_``.
 
@@ -210,7 +217,7 @@ _CLASSIFIER_DOC = """{summary}
     cross-entropy on the logits; ``predict_proba`` is their softmax.
     Each epoch is split into batches of nearly equal size (see
     ``batch_size``); a batch of a single sample, which batch normalisation
-    cannot train on, is dropped.
+    cannot train on, is dropped.{signal_notes}
 
     Examples
     --------
@@ -218,11 +225,47 @@ _CLASSIFIER_DOC = """{summary}
 """
 
 
+@fill_doc(
+    **IMAGE,
+    params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES,
+    summary="Convolutional neural network classifier for images.",
+    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
+           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
+           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
+           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
+           "``fit`` warns when X looks like that."),
+    see_also="CNNRegressor : the same network for regression.\n    "
+             "Conv1DClassifier : 1-D convolutions for signals.",
+    example=""">>> from sklearn.datasets import load_digits
+    >>> from skcnn import CNNClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = CNNClassifier(max_epochs=2, random_state=0).fit(X.reshape(-1, 8, 8) / 16, y)
+    >>> clf.predict(X[:3].reshape(-1, 8, 8) / 16).shape
+    (3,)""",
+)
 class CNNClassifier(_CNNClassifierBase):
+    __doc__ = _CLASSIFIER_DOC
     _ndim = 2
 
 
+@fill_doc(
+    **SIGNAL,
+    params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES, recipe=CLASSIFIER_RECIPE,
+    summary="1-D convolutional neural network classifier for signals and series.",
+    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
+           "arrays, wide and nested (sktime) DataFrames and lists of series "
+           "of unequal length (see Notes)."),
+    see_also="Conv1DRegressor : the same network for regression.\n    "
+             "CNNClassifier : 2-D convolutions for images.",
+    example=""">>> import numpy as np
+    >>> from skcnn import Conv1DClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(40, 50); y = (X[:, :25].mean(1) > 0).astype(int)
+    >>> Conv1DClassifier(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
+    (2,)""",
+)
 class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
+    __doc__ = _CLASSIFIER_DOC
     _ndim = 1
     _parameter_constraints = {**_CNNClassifierBase._parameter_constraints,
                               **SIGNAL_CONSTRAINTS}
@@ -278,38 +321,3 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         )
         self.normalize = normalize
         self.augment = augment
-
-
-CNNClassifier.__doc__ = _docs.fill(_CLASSIFIER_DOC.format(
-    summary="Convolutional neural network classifier for images.",
-    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
-           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
-           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
-           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
-           "``fit`` warns when X looks like that."),
-    params="{params}", attributes="{attributes}",
-    see_also="CNNRegressor : the same network for regression.\n    "
-             "Conv1DClassifier : 1-D convolutions for signals.",
-    example=""">>> from sklearn.datasets import load_digits
-    >>> from skcnn import CNNClassifier
-    >>> X, y = load_digits(return_X_y=True)
-    >>> clf = CNNClassifier(max_epochs=2, random_state=0).fit(X.reshape(-1, 8, 8) / 16, y)
-    >>> clf.predict(X[:3].reshape(-1, 8, 8) / 16).shape
-    (3,)""",
-), _docs.IMAGE)
-
-Conv1DClassifier.__doc__ = signal_doc(_docs.fill(_CLASSIFIER_DOC.format(
-    summary="1-D convolutional neural network classifier for signals and series.",
-    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
-           "arrays, wide and nested (sktime) DataFrames and lists of series "
-           "of unequal length (see Notes)."),
-    params="{params}", attributes="{attributes}",
-    see_also="Conv1DRegressor : the same network for regression.\n    "
-             "CNNClassifier : 2-D convolutions for images.",
-    example=""">>> import numpy as np
-    >>> from skcnn import Conv1DClassifier
-    >>> rng = np.random.RandomState(0)
-    >>> X = rng.randn(40, 50); y = (X[:, :25].mean(1) > 0).astype(int)
-    >>> Conv1DClassifier(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
-    (2,)""",
-), _docs.SIGNAL), CLASSIFIER_DEFAULTS_DOC, CLASSIFIER_RECIPE)

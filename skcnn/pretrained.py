@@ -3,27 +3,21 @@
 import copy
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_feature_names_in,
-    check_array,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from ._backbones import (
-    _first_conv_name,
-    _submodule,
-    extract_features,
-    load_backbone,
+from ._backbones import _first_conv_name, _submodule, extract_features, load_backbone
+from ._compat import Interval, StrOptions, _check_feature_names_in, _fit_context
+from ._images import (
+    Images,
+    check_image,
+    classify_input,
     preprocess,
     preprocessing_config,
 )
@@ -53,7 +47,9 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         as ``'timm:<name>'``, an ``nn.Module`` (a copy is used), or a
         callable that builds one, such as an ``nn.Module`` class or
         ``functools.partial(torchvision.models.resnet18, num_classes=10)``.
-        See :func:`skcnn._backbones.load_backbone`.
+        A bare timm model name that torchvision does not have works too
+        when timm is installed; an unknown name raises
+        :class:`skcnn.exceptions.UnknownBackboneError` listing close names.
     weights : str, os.PathLike or None, default='DEFAULT'
         ``'DEFAULT'`` (the recommended pretrained weights; for an
         ``nn.Module``, the weights it holds), a torchvision weights name
@@ -65,8 +61,8 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         ``None``: the final pooled embedding (the input of the
         classification head). Otherwise the name of an intermediate layer
         whose output is pooled, such as ``'layer3'`` (ResNet) or
-        ``'features.6'`` (EfficientNet); see
-        :func:`skcnn._backbones.feature_layers`.
+        ``'features.6'`` (EfficientNet): any dotted name of
+        ``module.named_modules()``.
     pooling : {'avg', 'max'} or None, default='avg'
         How a feature map ``(n, C, H, W)`` becomes a vector: global average
         or max over the spatial axes (over the tokens of a transformer
@@ -101,10 +97,10 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         ``'auto'`` (CUDA when available, else CPU), ``'cpu'``, ``'cuda'``...
     precision : {'bf16', 'fp16'} or None, default=None
         Run the backbone under ``torch.autocast`` in bfloat16 or float16,
-        for speed on GPUs with tensor cores (``benchmarks/gpu.py`` measures
-        it). The features differ from float32 ones by up to about 1%
-        (bf16) or 0.1% (fp16) of their scale (ResNet-18). ``None`` computes
-        in float32. The features are returned as float32 either way.
+        for speed on GPUs with tensor cores; the features then differ
+        slightly from float32 ones (the user guide gives the measured
+        deviations). ``None`` computes in float32. The features are returned
+        as float32 either way.
     num_workers : int, default=0
         Threads that read image files in parallel; 0 reads them in the
         calling thread. Only used with file paths.
@@ -117,8 +113,11 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
     module_ : nn.Module
         The backbone in eval mode on ``device_``, with gradients disabled.
     meta_ : dict
-        Metadata of the weights (see
-        :func:`skcnn._backbones.load_backbone`).
+        Metadata of the weights: ``'resize_size'``, ``'crop_size'``,
+        ``'mean'``, ``'std'``, ``'interpolation'`` (from torchvision's
+        ``weights.transforms()`` or timm's ``pretrained_cfg``), ``'name'``,
+        ``'source'``, ``'weights'`` and, when the weights name their
+        classes, ``'categories'``.
     preprocessing_ : dict
         The preprocessing used: ``'input_size'``, ``'resize'``, ``'mean'``,
         ``'std'``, ``'interpolation'``.
@@ -250,6 +249,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
                 f"resized to a shorter side of {self.preprocessing_['resize']}; "
                 "set input_shape to the shape of one image, e.g. (8, 8).",
                 UserWarning,
+                stacklevel=2,
             )
         self.module_ = module
         first = next(images.batches(1))
@@ -333,12 +333,12 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         return features.float().cpu().numpy()
 
     def _images(self, X, *, reset):
-        """Wrap ``X`` as an :class:`_Images`, validating it."""
-        kind, data = _classify_input(X)
+        """Wrap ``X`` as an :class:`Images`, validating it."""
+        kind, data = classify_input(X)
         if kind == "flat":
             data = validate_data(self, data, reset=reset, dtype="numeric")
             if self.input_shape is None:
-                return _Images.from_array(data.reshape(len(data), 1, 1, -1),
+                return Images.from_array(data.reshape(len(data), 1, 1, -1),
                                           "channels_first", flat_rows=True)
             shape = tuple(int(v) for v in self.input_shape)
             if int(np.prod(shape)) != data.shape[1] or len(shape) not in (2, 3):
@@ -347,18 +347,18 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
                     f"{data.shape[1]} values; give the (H, W) or (H, W, C) / "
                     "(C, H, W) shape of one image, whose product is that number."
                 )
-            return _Images.from_array(data.reshape((len(data),) + shape),
+            return Images.from_array(data.reshape((len(data),) + shape),
                                       self.data_format)
         if reset:
             for attr in ("n_features_in_", "feature_names_in_"):
                 if hasattr(self, attr):
                     delattr(self, attr)
         if kind == "paths":
-            return _Images(paths=data, num_workers=self.num_workers)
+            return Images(paths=data, num_workers=self.num_workers)
         if kind == "list":
-            return _Images(images=[_check_image(im, self.data_format, i)
+            return Images(images=[check_image(im, self.data_format, i)
                                    for i, im in enumerate(data)])
-        return _Images.from_array(data, self.data_format)
+        return Images.from_array(data, self.data_format)
 
 
 def _backbone_label(backbone):
@@ -368,180 +368,3 @@ def _backbone_label(backbone):
         return type(backbone).__name__.lower()
     backbone = getattr(backbone, "func", backbone)  # functools.partial
     return getattr(backbone, "__name__", type(backbone).__name__).lower()
-
-
-# --------------------------------------------------------------------------
-# Input formats
-# --------------------------------------------------------------------------
-
-def _is_path(item):
-    return isinstance(item, (str, os.PathLike))
-
-
-def _is_image(item):
-    if isinstance(item, np.ndarray) and item.ndim >= 2:
-        return True
-    return type(item).__module__.startswith("PIL.")
-
-
-def _classify_input(X):
-    """Return ``(kind, data)``: kind is 'paths', 'list', 'array' or 'flat'."""
-    if _is_path(X):
-        raise ValueError(
-            f"X is a single path {X!r}; pass a list of image file paths, e.g. [X]."
-        )
-    if hasattr(X, "iloc") or hasattr(X, "tocsr") or hasattr(X, "to_numpy"):
-        if getattr(X, "ndim", 2) == 1:  # a pandas Series
-            X = X.to_numpy()
-        else:
-            return "flat", X  # DataFrame or sparse matrix: validate_data decides
-    if isinstance(X, (list, tuple)) or (isinstance(X, np.ndarray) and X.dtype == object
-                                        and X.ndim == 1):
-        if len(X) == 0:
-            raise ValueError("X is empty: found 0 images.")
-        if all(_is_path(item) for item in X):
-            return "paths", [os.fspath(item) for item in X]
-        if all(_is_image(item) for item in X):
-            return "list", list(X)
-        if any(_is_image(item) or _is_path(item) for item in X):
-            raise TypeError(
-                "A list X must hold only image arrays (or PIL images) or only "
-                "file paths; got a mix of "
-                f"{sorted({type(item).__name__ for item in X})}."
-            )
-    ndim = getattr(X, "ndim", None)
-    if ndim is None:
-        X = np.asarray(X)
-        ndim = X.ndim
-    if ndim == 2:
-        return "flat", X
-    if ndim == 1:
-        arr = np.asarray(X)
-        if arr.dtype.kind in "US":
-            return "paths", [str(item) for item in arr]
-        raise ValueError(
-            f"X is 1-D ({arr.shape[0]} values). Expected images (n, H, W[, C]), "
-            "a flat 2-D array (n, d) or a list of image file paths. Reshape your "
-            "data with X.reshape(1, -1) if it is a single flat sample."
-        )
-    if ndim in (3, 4):
-        return "array", X
-    raise ValueError(
-        f"X has {ndim} dimensions; expected images (n, H, W), (n, H, W, C) or "
-        "(n, C, H, W), a flat 2-D array, or a list of images or file paths."
-    )
-
-
-def _channel_axis(shape, data_format, what, *, batch):
-    """Axis of the channels in a batch (or one image) of ``shape``; None for grey."""
-    first = 1 if batch else 0
-    if len(shape) == first + 2:
-        return None
-    if data_format == "channels_last":
-        axis = len(shape) - 1
-    elif data_format == "channels_first":
-        axis = first
-    elif shape[-1] in (1, 3):
-        axis = len(shape) - 1
-    elif shape[first] in (1, 3):
-        axis = first
-    else:
-        axis = None
-    if axis is None or shape[axis] not in (1, 3):
-        raise ValueError(
-            f"{what} has shape {tuple(shape)}: could not find a channel axis of 1 "
-            "(grey) or 3 (RGB) entries, last (H, W, C) or first (C, H, W). "
-            "Drop an alpha channel with X[..., :3], or set data_format."
-        )
-    return axis
-
-
-def _check_image(image, data_format, index):
-    """One image of a list, as a float tensor (3, H, W)."""
-    if not isinstance(image, np.ndarray):  # a PIL image
-        image = np.asarray(image.convert("RGB"))
-    what = f"Image {index}"
-    if image.ndim not in (2, 3):
-        raise ValueError(f"{what} has {image.ndim} dimensions; expected (H, W[, C]).")
-    image = check_array(image, allow_nd=True, dtype="numeric", input_name=what)
-    axis = _channel_axis(image.shape, data_format, what, batch=False)
-    return _to_tensor(image, axis, batch=False)
-
-
-def _scale(array):
-    """Float32 copy of ``array`` with values in [0, 1] for integer images."""
-    out = np.array(array, dtype=np.float32)  # always a copy
-    if array.dtype == np.uint8:
-        out /= 255.0
-    elif array.dtype == np.uint16:
-        out /= 65535.0
-    return out
-
-
-def _to_tensor(array, channel_axis, *, batch):
-    """Float tensor (n, 3, H, W) (or (3, H, W) with ``batch=False``) from ``array``."""
-    x = torch.from_numpy(_scale(array))
-    c = 1 if batch else 0
-    if channel_axis is None:
-        x = x.unsqueeze(c)
-    elif channel_axis != c:
-        x = x.movedim(channel_axis, c)
-    if x.shape[c] == 1:
-        x = x.repeat_interleave(3, dim=c)
-    return x.contiguous()
-
-
-class _Images:
-    """Validated images that can be read in batches of float tensors in [0, 1]."""
-
-    def __init__(self, *, array=None, channel_axis=None, images=None, paths=None,
-                 num_workers=0, flat_rows=False):
-        self.array, self.channel_axis = array, channel_axis
-        self.images, self.paths = images, paths
-        self.num_workers = num_workers
-        self.flat_rows = flat_rows
-        self.shape = None if array is None else array.shape
-
-    @classmethod
-    def from_array(cls, X, data_format, *, flat_rows=False):
-        X = check_array(X, allow_nd=True, dtype="numeric", input_name="X")
-        if min(X.shape[1:]) < 1:
-            raise ValueError(f"X has shape {X.shape}: images must not be empty.")
-        axis = _channel_axis(X.shape, data_format, "X", batch=True)
-        return cls(array=X, channel_axis=axis, flat_rows=flat_rows)
-
-    def __len__(self):
-        for data in (self.array, self.images, self.paths):
-            if data is not None:
-                return len(data)
-
-    def batches(self, batch_size):
-        """Yield a tensor (b, 3, H, W) or a list of tensors (3, H, W) per batch."""
-        for start in range(0, len(self), batch_size):
-            stop = start + batch_size
-            if self.array is not None:
-                yield _to_tensor(self.array[start:stop], self.channel_axis, batch=True)
-            elif self.images is not None:
-                yield self.images[start:stop]
-            else:
-                yield self._read(self.paths[start:stop])
-
-    def _read(self, paths):
-        if self.num_workers:
-            with ThreadPoolExecutor(self.num_workers) as pool:
-                arrays = list(pool.map(_read_image, paths))
-        else:
-            arrays = [_read_image(path) for path in paths]
-        return [_to_tensor(a, 2, batch=False) for a in arrays]
-
-
-def _read_image(path):
-    from PIL import Image
-
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except Exception as exc:
-        raise ValueError(
-            f"Could not read the image file {path!r} ({type(exc).__name__}: {exc})."
-        ) from None

@@ -2,12 +2,19 @@
 
 import numpy as np
 import torch
-from sklearn.base import RegressorMixin, _fit_context
+from sklearn.base import RegressorMixin
 
-from . import _docs
 from ._base import BaseCNN
-from ._signal import (REGRESSOR_DEFAULTS_DOC, REGRESSOR_RECIPE,
-                      SIGNAL_CONSTRAINTS, _SignalMixin, signal_doc)
+from ._compat import _fit_context
+from ._docs import (
+    COMMON_ATTRIBUTES,
+    COMMON_PARAMS,
+    IMAGE,
+    REGRESSOR_RECIPE,
+    SIGNAL,
+    fill_doc,
+)
+from ._signal import SIGNAL_CONSTRAINTS, _SignalMixin
 
 
 class _CNNRegressorBase(RegressorMixin, BaseCNN):
@@ -90,7 +97,7 @@ _REGRESSOR_DOC = """{summary}
     Notes
     -----
     The network is trained with the mean squared error of the standardised
-    targets.
+    targets.{signal_notes}
 
     Examples
     --------
@@ -98,11 +105,47 @@ _REGRESSOR_DOC = """{summary}
 """
 
 
+@fill_doc(
+    **IMAGE,
+    params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES,
+    summary="Convolutional neural network regressor for images.",
+    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
+           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
+           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
+           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
+           "``fit`` warns when X looks like that."),
+    see_also="CNNClassifier : the same network for classification.\n    "
+             "Conv1DRegressor : 1-D convolutions for signals.",
+    example=""">>> import numpy as np
+    >>> from skcnn import CNNRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.rand(40, 8, 8); y = 1e5 * X.mean(axis=(1, 2))
+    >>> CNNRegressor(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
+    (2,)""",
+)
 class CNNRegressor(_CNNRegressorBase):
+    __doc__ = _REGRESSOR_DOC
     _ndim = 2
 
 
+@fill_doc(
+    **SIGNAL,
+    params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES, recipe=REGRESSOR_RECIPE,
+    summary="1-D convolutional neural network regressor for signals and series.",
+    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
+           "arrays, wide and nested (sktime) DataFrames and lists of series "
+           "of unequal length (see Notes)."),
+    see_also="Conv1DClassifier : the same network for classification.\n    "
+             "CNNRegressor : 2-D convolutions for images.",
+    example=""">>> import numpy as np
+    >>> from skcnn import Conv1DRegressor
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.randn(40, 50); y = X[:, :10].sum(axis=1)
+    >>> Conv1DRegressor(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
+    (2,)""",
+)
 class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
+    __doc__ = _REGRESSOR_DOC
     _ndim = 1
     _parameter_constraints = {**_CNNRegressorBase._parameter_constraints,
                               **SIGNAL_CONSTRAINTS}
@@ -157,38 +200,3 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         )
         self.normalize = normalize
         self.augment = augment
-
-
-CNNRegressor.__doc__ = _docs.fill(_REGRESSOR_DOC.format(
-    summary="Convolutional neural network regressor for images.",
-    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
-           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
-           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
-           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
-           "``fit`` warns when X looks like that."),
-    params="{params}", attributes="{attributes}",
-    see_also="CNNClassifier : the same network for classification.\n    "
-             "Conv1DRegressor : 1-D convolutions for signals.",
-    example=""">>> import numpy as np
-    >>> from skcnn import CNNRegressor
-    >>> rng = np.random.RandomState(0)
-    >>> X = rng.rand(40, 8, 8); y = 1e5 * X.mean(axis=(1, 2))
-    >>> CNNRegressor(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
-    (2,)""",
-), _docs.IMAGE)
-
-Conv1DRegressor.__doc__ = signal_doc(_docs.fill(_REGRESSOR_DOC.format(
-    summary="1-D convolutional neural network regressor for signals and series.",
-    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
-           "arrays, wide and nested (sktime) DataFrames and lists of series "
-           "of unequal length (see Notes)."),
-    params="{params}", attributes="{attributes}",
-    see_also="Conv1DClassifier : the same network for classification.\n    "
-             "CNNRegressor : 2-D convolutions for images.",
-    example=""">>> import numpy as np
-    >>> from skcnn import Conv1DRegressor
-    >>> rng = np.random.RandomState(0)
-    >>> X = rng.randn(40, 50); y = X[:, :10].sum(axis=1)
-    >>> Conv1DRegressor(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
-    (2,)""",
-), _docs.SIGNAL), REGRESSOR_DEFAULTS_DOC, REGRESSOR_RECIPE)

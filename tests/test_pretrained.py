@@ -1,4 +1,5 @@
-"""PretrainedFeatureExtractor and the backbone helpers of skcnn._backbones."""
+"""PretrainedFeatureExtractor, the backbone helpers of skcnn._backbones and the
+layer groups and freezing of skcnn._finetune."""
 
 import os
 import pickle
@@ -16,15 +17,16 @@ from skcnn._backbones import (
     adapt_input_channels,
     extract_features,
     feature_layers,
-    freeze,
-    layer_groups,
     load_backbone,
-    param_groups,
-    preprocess,
-    preprocessing_config,
     replace_head,
+)
+from skcnn._finetune import (
+    freeze_groups,
+    layer_groups,
+    name_groups,
     set_frozen_bn_eval,
 )
+from skcnn._images import preprocess, preprocessing_config
 from skcnn.pretrained import PretrainedFeatureExtractor
 
 
@@ -398,12 +400,12 @@ def test_adapt_input_channels(family):
         assert module(torch.rand(2, 5, 64, 64)).shape == (2, 1000)
 
 
-def test_freeze_and_param_groups(family):
+def test_freeze_and_name_groups(family):
     name, module = family
     groups = layer_groups(module)
     names = [g for g, _ in groups]
 
-    frozen = freeze(module, groups, "backbone")
+    frozen = freeze_groups(module, groups, "backbone")
     assert frozen == names[:-1]
     trainable = [n for n, p in module.named_parameters() if p.requires_grad]
     assert trainable and all(n.startswith(FAMILIES[name][0]) for n in trainable)
@@ -413,19 +415,22 @@ def test_freeze_and_param_groups(family):
     bns = [m for m in module.modules() if isinstance(m, nn.BatchNorm2d)]
     assert bns and not any(bn.training for bn in bns)
 
-    frozen = freeze(module, groups, 2)
+    frozen = freeze_groups(module, groups, 2)
     assert frozen == names[:-3]
-    pgs = param_groups(groups, lr=1e-3, lr_decay=0.3)
-    assert [g["name"] for g in pgs] == names[-3:]
-    np.testing.assert_allclose([g["lr"] for g in pgs], [1e-3 * 0.09, 1e-3 * 0.3, 1e-3])
-    optimizer = torch.optim.AdamW(pgs)
-    assert len(optimizer.param_groups) == 3
+    # every group gets a rate, the head lr and each group back from it
+    # lr_decay times less; frozen groups are included so that unfreezing
+    # them later needs no new optimizer
+    lr_groups = name_groups(module, groups, lr=1e-3, lr_decay=0.3)
+    n = len(groups)
+    rates = [lr for _, lr in lr_groups[:n]]
+    np.testing.assert_allclose(rates, [1e-3 * 0.3 ** (n - 1 - i) for i in range(n)])
+    covered = [name for group, _ in lr_groups for name in group]
+    assert sorted(covered) == sorted(n for n, _ in module.named_parameters())
 
-    assert freeze(module, groups, "none") == []
+    assert freeze_groups(module, groups, "none") == []
     assert all(p.requires_grad for p in module.parameters())
-    assert len(param_groups(groups, lr=0.1)) == len(groups)
     with pytest.raises(ValueError, match="freeze"):
-        freeze(module, groups, "all")
+        freeze_groups(module, groups, "all")
 
 
 def test_feature_layers_and_preprocess():

@@ -16,8 +16,8 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skcnn import Conv1DClassifier, Conv1DRegressor, list_models
+from skcnn._augment import Augmentation
 from skcnn._sequences import normalize_series
-from skcnn._signal import Augmentation
 
 NAMES = list_models(ndim=1)
 ESTIMATORS = [Conv1DClassifier, Conv1DRegressor]

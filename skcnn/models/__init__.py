@@ -3,9 +3,17 @@
 Importing this package registers every built-in family.
 """
 
-from . import convnet  # noqa: F401  (registers 'convnet')
-from . import densenet, inception, lenet, resnet, vgg  # noqa: F401
-from . import fcn, inceptiontime, resnet1d  # noqa: F401
+from . import (  # noqa: F401  # noqa: F401
+           convnet,  # noqa: F401  (registers 'convnet')
+           densenet,
+           fcn,
+           inception,
+           inceptiontime,
+           lenet,
+           resnet,
+           resnet1d,
+           vgg,
+)
 from ._layers import ACTIVATIONS
 from ._registry import get_model, get_model_builder, list_models, register_model
 

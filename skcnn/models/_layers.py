@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from .._docs import fill_doc
+
 ACTIVATIONS = {
     "relu": nn.ReLU,
     "leaky_relu": nn.LeakyReLU,
@@ -113,17 +115,41 @@ def dense_head(in_features, hidden_units, n_outputs, *, activation="relu",
 
 
 @torch.no_grad()
+def dry_run(module, sample_shape, n=2, device="cpu"):
+    """One forward pass of ``n`` zero samples in eval mode; its output.
+
+    Sizes lazy layers (``nn.LazyLinear``) and finds the shapes a network
+    produces; the module's training mode is restored afterwards.
+
+    Parameters
+    ----------
+    module : nn.Module
+    sample_shape : tuple of int
+        Shape of one input sample, ``(C, *spatial)``.
+    n : int, default=2
+        Samples in the batch (two, so that batch norm in training code
+        paths would see a batch).
+    device : str, default='cpu'
+
+    Returns
+    -------
+    output : Tensor
+    """
+    was_training = module.training
+    module.eval()
+    try:
+        return module(torch.zeros((n,) + tuple(sample_shape), device=device))
+    finally:
+        module.train(was_training)
+
+
 def flat_size(features, in_channels, input_size):
     """Number of features ``features`` outputs per sample, by a dry forward pass.
 
     The user never computes a flatten size: builders call this on their
     feature extractor with a zero input of the data's shape.
     """
-    was_training = features.training
-    features.eval()
-    out = features(torch.zeros(1, in_channels, *input_size))
-    features.train(was_training)
-    return int(out[0].numel())
+    return int(dry_run(features, (in_channels, *input_size), n=1)[0].numel())
 
 
 def as_tuple(value, name):
@@ -235,8 +261,5 @@ in_channels : int
         signals."""
 
 
-def fill_data_params(cls):
-    """Class decorator: put the shared ``in_channels``, ``n_outputs`` and
-    ``input_size`` entries where the docstring says ``%(data_params)s``."""
-    cls.__doc__ = cls.__doc__ % {"data_params": DATA_PARAMS_DOC}
-    return cls
+# Decorator: puts the shared entries where a docstring says ``{data_params}``.
+fill_data_params = fill_doc(data_params=DATA_PARAMS_DOC)

@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._docs import fill_doc
 from ._layers import as_tuple, make_activation
 
 __all__ = ["ConvNormAct", "MaskedBatchNorm1d", "MaskedGAPNet", "NormAct",
-           "SameConv1d", "check_mask", "fill_doc", "masked_global_avg_pool",
+           "SameConv1d", "check_mask", "fill_1d_doc", "masked_global_avg_pool",
            "masked_max_pool_same", "per_layer", "zero_padding"]
 
 
@@ -42,23 +43,9 @@ _DOCS = {
 }
 
 
-def fill_doc(obj):
-    """Substitute the parameter text shared by the 1-D families into a docstring.
-
-    Parameters
-    ----------
-    obj : class or function
-        Its docstring may hold ``{data_params}``, ``{head_params}`` and
-        ``{forward_note}``.
-
-    Returns
-    -------
-    obj : class or function
-        The same object, its docstring filled in.
-    """
-    if obj.__doc__:  # None under python -OO
-        obj.__doc__ = obj.__doc__.format(**_DOCS)
-    return obj
+# Decorator: substitutes ``{data_params}``, ``{head_params}`` and
+# ``{forward_note}``, the text shared by the 1-D families.
+fill_1d_doc = fill_doc(**_DOCS)
 
 
 def check_mask(x, mask):

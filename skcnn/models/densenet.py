@@ -2,9 +2,17 @@
 
 from torch import nn
 
-from ._layers import (Concat, as_tuple, batch_norm as batch_norm_layer,
-                      check_input_size, conv_layer, fill_data_params,
-                      make_activation, pool_layer, pooled_head)
+from ._layers import (
+    Concat,
+    as_tuple,
+    check_input_size,
+    conv_layer,
+    fill_data_params,
+    make_activation,
+    pool_layer,
+    pooled_head,
+)
+from ._layers import batch_norm as batch_norm_layer
 from ._registry import register_model
 
 
@@ -34,7 +42,7 @@ class DenseNet(nn.Module):
 
     Parameters
     ----------
-    %(data_params)s
+    {data_params}
     growth_rate : int, default=12
         Feature maps each layer adds.
     layers_per_block : sequence of int, default=(4, 4, 4)

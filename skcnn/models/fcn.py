@@ -8,11 +8,11 @@ length, and series of unequal length exactly through a mask.
 """
 
 from ._layers import as_tuple
-from ._masking import ConvNormAct, MaskedGAPNet, fill_doc, per_layer
+from ._masking import ConvNormAct, MaskedGAPNet, fill_1d_doc, per_layer
 from ._registry import register_model
 
 
-@fill_doc
+@fill_1d_doc
 class FCN(MaskedGAPNet):
     """Fully convolutional network for series classification or regression.
 

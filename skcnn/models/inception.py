@@ -2,8 +2,16 @@
 
 from torch import nn
 
-from ._layers import (Concat, as_tuple, check_input_size, conv_bn_act,
-                      fill_data_params, per_stage, pool_layer, pooled_head)
+from ._layers import (
+    Concat,
+    as_tuple,
+    check_input_size,
+    conv_bn_act,
+    fill_data_params,
+    per_stage,
+    pool_layer,
+    pooled_head,
+)
 from ._registry import register_model
 
 
@@ -53,7 +61,7 @@ class Inception(nn.Module):
 
     Parameters
     ----------
-    %(data_params)s
+    {data_params}
     channels : sequence of int, default=(64, 128)
         Output channels of the modules of each stage (at least 4).
     modules_per_stage : int or sequence of int, default=2

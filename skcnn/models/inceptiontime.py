@@ -19,8 +19,14 @@ import torch
 from torch import nn
 
 from ._layers import as_tuple
-from ._masking import (ConvNormAct, MaskedGAPNet, NormAct, SameConv1d,
-                       fill_doc, masked_max_pool_same)
+from ._masking import (
+    ConvNormAct,
+    MaskedGAPNet,
+    NormAct,
+    SameConv1d,
+    fill_1d_doc,
+    masked_max_pool_same,
+)
 from ._registry import register_model
 
 
@@ -140,7 +146,7 @@ class InceptionNetwork(MaskedGAPNet):
         super().__init__(blocks, c_in, n_outputs, dropout)
 
 
-@fill_doc
+@fill_1d_doc
 class InceptionTime(nn.Module):
     """InceptionTime: the mean logits of ``n_ensemble`` inception networks.
 

@@ -21,7 +21,7 @@ class LeNet5(ConvNet):
 
     Parameters
     ----------
-    %(data_params)s
+    {data_params}
     channels : sequence of int, default=(6, 16)
         Filters of each convolution (one 2x2 pooling after each).
     kernel_size : int, default=5

@@ -2,9 +2,17 @@
 
 from torch import nn
 
-from ._layers import (Residual, as_tuple, batch_norm as batch_norm_layer,
-                      check_input_size, conv_bn_act, conv_layer,
-                      fill_data_params, per_stage, pooled_head)
+from ._layers import (
+    Residual,
+    as_tuple,
+    check_input_size,
+    conv_bn_act,
+    conv_layer,
+    fill_data_params,
+    per_stage,
+    pooled_head,
+)
+from ._layers import batch_norm as batch_norm_layer
 from ._registry import register_model
 
 
@@ -33,7 +41,7 @@ class ResNet(nn.Module):
 
     Parameters
     ----------
-    %(data_params)s
+    {data_params}
     channels : sequence of int, default=(32, 64, 128)
         Filters of each stage (the stem has ``channels[0]``).
     blocks_per_stage : int or sequence of int, default=2

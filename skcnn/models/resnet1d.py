@@ -13,7 +13,7 @@ exactly through a mask.
 from torch import nn
 
 from ._layers import as_tuple
-from ._masking import ConvNormAct, MaskedGAPNet, NormAct, fill_doc
+from ._masking import ConvNormAct, MaskedGAPNet, NormAct, fill_1d_doc
 from ._registry import register_model
 
 
@@ -58,7 +58,7 @@ class ResidualBlock1d(nn.Module):
         return self.post(out + self.shortcut(x, mask), mask)
 
 
-@fill_doc
+@fill_1d_doc
 class ResNet1d(MaskedGAPNet):
     """Residual network for series classification or regression.
 

@@ -19,7 +19,7 @@ class VGG(ConvNet):
 
     Parameters
     ----------
-    %(data_params)s
+    {data_params}
     channels : sequence of int, default=(32, 64, 128)
         Filters of the convolutions of each stage.
     convs_per_block : int, default=2
