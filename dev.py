@@ -1,7 +1,7 @@
 """Set up and run skcnn's demo and tests with nothing but Python 3.10+ and pip.
 
     python3 dev.py demo   # trains a CNN on the digits, prints accuracy, writes a PNG
-    python3 dev.py test   # runs the test suite
+    python3 dev.py test   # lints with ruff, then runs the test suite
 
 The first run creates a virtual environment in ``.venv`` and installs skcnn
 with its test dependencies into it (a few minutes: PyTorch is large); later
@@ -51,6 +51,9 @@ def main(argv):
     if argv[0] == "demo":
         run([PYTHON, "examples/plot_digits_classification.py", *argv[1:]])
     else:
+        # lint first: a failing lint fails the test command (and CI)
+        run([PYTHON, "-m", "ruff", "check", "skcnn", "tests", "benchmarks",
+             "examples", "docs", "dev.py"])
         run([PYTHON, "-m", "pytest", "-n", "2", "-q", *argv[1:]])
 
 

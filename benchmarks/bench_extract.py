@@ -27,7 +27,6 @@ import torchvision.transforms.v2.functional as TF
 from torch import nn
 
 from _harness import Case, main  # puts the checkout on sys.path
-
 from skcnn.pretrained import PretrainedFeatureExtractor
 
 N, SIZE, BATCH = 256, 96, 64

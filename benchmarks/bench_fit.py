@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from _harness import Case, main  # puts the checkout on sys.path
-
 from skcnn import CNNClassifier, Conv1DClassifier
 from skcnn.models import get_model
 

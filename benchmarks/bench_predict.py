@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from _harness import Case, main  # puts the checkout on sys.path
-
 from skcnn import CNNClassifier
 
 N = 100_000

@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 
 import _harness  # noqa: F401  (puts the checkout on sys.path)
-
 from skcnn import CNNClassifier
 from skcnn.models import get_model
 
@@ -115,8 +114,8 @@ def bench_train(args):
             continue
         kw = dict(arch=args.arch, precision=precision, epochs=args.epochs,
                   batch_size=args.batch_size, n_classes=10)
-        med = _race({"skcnn": lambda: skcnn_train(X, y, **kw),
-                     "torch": lambda: raw_train(X, y, **kw)}, args.reps)
+        med = _race({"skcnn": lambda kw=kw: skcnn_train(X, y, **kw),
+                     "torch": lambda kw=kw: raw_train(X, y, **kw)}, args.reps)
         rate = {k: n * args.epochs / v for k, v in med.items()}
         print(f"precision={precision!s:>4}: skcnn {rate['skcnn']:9.0f} img/s, "
               f"raw loop {rate['torch']:9.0f} img/s, "
@@ -161,7 +160,7 @@ def bench_extract(args):
     print(f"\n## feature extraction: resnet50 (weights=None), {len(X)} x 224 x 224 x 3 "
           f"uint8, batch {batch}")
     for precision, dtype in PRECISIONS.items():
-        contenders = {"torch": lambda: raw(dtype)}
+        contenders = {"torch": lambda dtype=dtype: raw(dtype)}
         if precision is None or has_precision:
             if has_precision:
                 ext.set_params(precision=precision)

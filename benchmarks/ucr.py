@@ -152,8 +152,7 @@ def main(argv=None):
         sktime_note = "skipped (--no-sktime)"
     else:
         try:
-            from sktime.classification.deep_learning.cnn import (  # noqa: F401
-                CNNClassifierTorch)
+            from sktime.classification.deep_learning.cnn import CNNClassifierTorch  # noqa: F401
         except ImportError as exc:
             sktime_note = f"skipped: CNNClassifierTorch does not import ({exc})"
 

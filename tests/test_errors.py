@@ -164,4 +164,4 @@ def test_predict_before_fit():
     with pytest.raises(NotFittedError):
         CNNClassifier().predict(np.zeros((2, 8, 8)))
     with pytest.raises(NotFittedError):
-        CNNClassifier().module_
+        _ = CNNClassifier().module_
