@@ -469,8 +469,9 @@ class BaseCNN(BaseEstimator):
                        if self.early_stopping else 0)
         self._seed = seed_from(self.random_state)
         device = resolve_device(self.device)
-        dataset = ArrayDataset(as_tensor(X), y_tensor, _lengths_tensor(lengths))
-        if device.startswith("cuda") and _fits_on(device, dataset):
+        dataset = _make_dataset(X, y_tensor, lengths)
+        if (device.startswith("cuda") and isinstance(dataset, ArrayDataset)
+                and _fits_on(device, dataset)):
             dataset = dataset.to(device)
         warm = (self.warm_start and hasattr(self, "net_")
                 and getattr(self, "_n_outputs", None) == n_outputs
@@ -499,27 +500,50 @@ class BaseCNN(BaseEstimator):
         return self
 
     def _predict_outputs(self, X):
-        """Network outputs for X as a float32 array of shape (n, n_outputs)."""
+        """Network outputs for X as a float32 array of shape (n, n_outputs).
+
+        With test-time augmentation, the mean of the views' outputs.
+        """
+        views = self._predict_view_outputs(X)
+        return views[0] if len(views) == 1 else views.mean(axis=0)
+
+    def _predict_view_outputs(self, X):
+        """Network outputs per view: float32 array (n_views, n, n_outputs).
+
+        One view (the inputs as they are) unless ``_tta_views`` gives more.
+        """
         check_is_fitted(self)
         X, lengths, _ = self._prepare(X, reset=False)
         net = self.net_
         module = net.module_
-        out = np.empty((len(X), self._n_outputs), dtype=np.float32)
-        dataset = ArrayDataset(as_tensor(X), lengths=_lengths_tensor(lengths))
-        iterator = BatchIterator(dataset, max(net.batch_size, 256), device=net.device)
+        views = self._tta_views()
+        out = np.empty((len(views), len(X), self._n_outputs), dtype=np.float32)
+        dataset = _make_dataset(X, None, lengths)
+        batch_size = max(net.batch_size, 256)
+        if isinstance(dataset, ArrayDataset):
+            iterator = BatchIterator(dataset, batch_size, device=net.device)
+        else:
+            iterator = dataset.loader(batch_size,
+                                      pin_memory=str(net.device).startswith("cuda"))
         was_training = module.training
         module.eval()
         start = 0
         try:
             with torch.inference_mode():
                 for Xb, _ in iterator:
-                    yb = net.infer(Xb).float()
-                    stop = start + len(yb)
-                    out[start:stop] = yb.reshape(len(yb), -1).cpu().numpy()
+                    stop = start
+                    for v, view in enumerate(views):
+                        yb = net.infer(Xb if view is None else view(Xb)).float()
+                        stop = start + len(yb)
+                        out[v, start:stop] = yb.reshape(len(yb), -1).cpu().numpy()
                     start = stop
         finally:
             module.train(was_training)
         return out
+
+    def _tta_views(self):
+        """Views of each prediction batch averaged by ``predict`` ([None]: none)."""
+        return [None]
 
     def _batch_transform(self):
         """Transform of every training batch (augmentation); None: none."""
@@ -572,6 +596,18 @@ class _HoldOut:
         train, valid = train_test_split(idx, test_size=self.fraction,
                                         random_state=self.seed, stratify=strata)
         return dataset.subset(np.sort(train)), dataset.subset(np.sort(valid))
+
+
+def _make_dataset(X, y_tensor, lengths):
+    """The torch Dataset of prepared inputs: in memory, or read as it goes.
+
+    ``X`` is a float array from :meth:`BaseCNN._prepare`, or an object with
+    ``make_dataset(y)`` (the image estimators' uint8 arrays and streamed
+    images, :mod:`skcnn._image_input`).
+    """
+    if hasattr(X, "make_dataset"):
+        return X.make_dataset(y_tensor)
+    return ArrayDataset(as_tensor(X), y_tensor, _lengths_tensor(lengths))
 
 
 def _lengths_tensor(lengths):

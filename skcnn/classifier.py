@@ -18,6 +18,7 @@ from ._docs import (
     SIGNAL,
     fill_doc,
 )
+from ._image_input import IMAGE_CONSTRAINTS, _ImageMixin
 from ._signal import SIGNAL_CONSTRAINTS, _SignalMixin
 
 
@@ -143,8 +144,8 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         proba : ndarray of shape (n_samples, n_classes)
             Rows sum to 1; columns follow ``classes_``.
         """
-        logits = torch.from_numpy(self._predict_outputs(X)).double()
-        return torch.softmax(logits, dim=1).numpy()
+        # Test-time augmentation averages the probabilities of the views.
+        return self._proba_from_views(self._predict_view_outputs(X))
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed stably.
@@ -158,8 +159,9 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        logits = torch.from_numpy(self._predict_outputs(X)).double()
-        return torch.log_softmax(logits, dim=1).numpy()
+        views = torch.from_numpy(self._predict_view_outputs(X)).double()
+        log_p = torch.log_softmax(views, dim=2)
+        return (torch.logsumexp(log_p, dim=0) - np.log(len(views))).numpy()
 
     def predict(self, X):
         """Predicted labels, of the type of the labels seen in ``fit``.
@@ -174,7 +176,13 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         y_pred : ndarray of shape (n_samples,)
         """
         check_is_fitted(self)
-        return self.classes_[np.argmax(self._predict_outputs(X), axis=1)]
+        views = self._predict_view_outputs(X)
+        scores = views[0] if len(views) == 1 else self._proba_from_views(views)
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    @staticmethod
+    def _proba_from_views(views):
+        return torch.softmax(torch.from_numpy(views).double(), dim=2).mean(dim=0).numpy()
 
     def _is_classifier(self):
         return True
@@ -243,9 +251,69 @@ _CLASSIFIER_DOC = """{summary}
     >>> clf.predict(X[:3].reshape(-1, 8, 8) / 16).shape
     (3,)""",
 )
-class CNNClassifier(_CNNClassifierBase):
+class CNNClassifier(_ImageMixin, _CNNClassifierBase):
     __doc__ = _CLASSIFIER_DOC
     _ndim = 2
+    _parameter_constraints = {**_CNNClassifierBase._parameter_constraints,
+                              **IMAGE_CONSTRAINTS}
+
+    def __init__(
+        self,
+        architecture="convnet",
+        *,
+        input_shape=None,
+        channels=None,
+        kernel_size=None,
+        pooling=None,
+        batch_norm=None,
+        dropout=None,
+        hidden_units=None,
+        activation=None,
+        weights=None,
+        freeze="none",
+        unfreeze_at_epoch=None,
+        lr_decay=1.0,
+        data_format="auto",
+        input_size=None,
+        augment=None,
+        tta=None,
+        num_workers=0,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        batch_size=64,
+        max_epochs=30,
+        lr_schedule="onecycle",
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        class_weight=None,
+        precision=None,
+        compile=False,
+        random_state=None,
+        device="auto",
+        verbose=0,
+        warm_start=False,
+        callbacks=None,
+        **kwargs,
+    ):
+        super().__init__(
+            architecture, input_shape=input_shape, channels=channels,
+            kernel_size=kernel_size, pooling=pooling, batch_norm=batch_norm,
+            dropout=dropout, hidden_units=hidden_units, activation=activation,
+            weights=weights, freeze=freeze, unfreeze_at_epoch=unfreeze_at_epoch,
+            lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            patience=patience, class_weight=class_weight, precision=precision,
+            compile=compile, random_state=random_state, device=device,
+            verbose=verbose, warm_start=warm_start, callbacks=callbacks, **kwargs,
+        )
+        self.data_format = data_format
+        self.input_size = input_size
+        self.augment = augment
+        self.tta = tta
+        self.num_workers = num_workers
 
 
 @fill_doc(
