@@ -15,6 +15,7 @@ from ._docs import (
     COMMON_ATTRIBUTES,
     COMMON_PARAMS,
     IMAGE,
+    IMAGE_INPUT_NOTES,
     SIGNAL,
     fill_doc,
 )
@@ -237,11 +238,7 @@ _CLASSIFIER_DOC = """{summary}
     **IMAGE,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES,
     summary="Convolutional neural network classifier for images.",
-    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
-           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
-           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
-           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
-           "``fit`` warns when X looks like that."),
+    intro=IMAGE_INPUT_NOTES,
     see_also="CNNRegressor : the same network for regression.\n    "
              "Conv1DClassifier : 1-D convolutions for signals.",
     example=""">>> from sklearn.datasets import load_digits

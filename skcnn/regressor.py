@@ -10,6 +10,7 @@ from ._docs import (
     COMMON_ATTRIBUTES,
     COMMON_PARAMS,
     IMAGE,
+    IMAGE_INPUT_NOTES,
     REGRESSOR_RECIPE,
     SIGNAL,
     fill_doc,
@@ -110,11 +111,7 @@ _REGRESSOR_DOC = """{summary}
     **IMAGE,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES,
     summary="Convolutional neural network regressor for images.",
-    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
-           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
-           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
-           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
-           "``fit`` warns when X looks like that."),
+    intro=IMAGE_INPUT_NOTES,
     see_also="CNNClassifier : the same network for classification.\n    "
              "Conv1DRegressor : 1-D convolutions for signals.",
     example=""">>> import numpy as np
