@@ -622,12 +622,14 @@ def _fits_on(device, dataset, share=0.5):
     return size < share * free
 
 
-def _warn_if_channels_last(X, ndim, name):
+def _warn_if_channels_last(X, ndim, name, stacklevel=6):
     """Warn when 4-D images look stored as ``(n, H, W, C)``.
 
     PIL, scikit-image and matplotlib give ``(H, W, 3)`` images; the networks
-    read ``(n, C, H, W)``. Such an array trains without error (with H
-    channels of W x C pixels) but learns little, so say so at ``fit``.
+    read ``(n, C, H, W)``. The image estimators read such arrays channels-last
+    with ``data_format='auto'``; with ``data_format='channels_first'`` it
+    trains without error (with H channels of W x C pixels) but learns
+    little, so say so at ``fit``.
     """
     colour = (1, 3, 4)
     if ndim == 2 and X.ndim == 4 and X.shape[3] in colour and X.shape[1] not in colour:
@@ -636,10 +638,10 @@ def _warn_if_channels_last(X, ndim, name):
             f"X has shape {X.shape}, which looks like channels-last images "
             f"(n_samples, height, width, channels); {name} reads 4-D arrays as "
             f"(n_samples, channels, height, width), here {h} channels of {w} x "
-            f"{c} pixels. Pass X.transpose(0, 3, 1, 2) to train on {c}-channel "
-            f"{h} x {w} images.",
+            f"{c} pixels. Set data_format='auto' or 'channels_last' (or pass "
+            f"X.transpose(0, 3, 1, 2)) to train on {c}-channel {h} x {w} images.",
             UserWarning,
-            stacklevel=6,
+            stacklevel=stacklevel,
         )
 
 

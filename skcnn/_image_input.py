@@ -33,6 +33,7 @@ from sklearn.utils.validation import (
 from . import models
 from ._augment_images import AUGMENT_PRESETS, TTA_OPTIONS, ImageAugmentation
 from ._backbones import backbone_meta
+from ._base import _warn_if_channels_last
 from ._compat import Interval, StrOptions
 from ._data import ArrayDataset, as_tensor
 from ._image_data import ImageSource, common_channels, scan
@@ -119,6 +120,8 @@ class _ImageMixin:
         if reset:
             X, y = validate_data(self, X, y, allow_nd=True, dtype=None,
                                  **self._y_validation_kwargs())
+            if axis != 3:
+                _warn_if_channels_last(X, 2, type(self).__name__, stacklevel=5)
         else:
             X = check_array(X, allow_nd=True, dtype=None)
         if X.ndim == 3:
