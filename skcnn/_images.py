@@ -518,7 +518,7 @@ def image_header(path):
         with Image.open(path) as image:
             width, height = image.size
             mode = image.mode
-            orientation = image.getexif().get(0x0112, 1)
+            orientation = _orientation(image)
             transparent = "transparency" in image.info
     except Exception as exc:
         raise ValueError(
@@ -534,3 +534,21 @@ def image_header(path):
     else:
         channels = 3
     return height, width, channels
+
+
+def _orientation(image):
+    """EXIF orientation tag of an opened image, without decoding its pixels.
+
+    PIL's ``PngImageFile.getexif`` decodes the whole image when the EXIF
+    chunk is not before the pixel data; read only what the header gave.
+    """
+    from PIL import Image
+
+    if image.format == "PNG":
+        raw = image.info.get("exif")
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(0x0112, 1)
+    return image.getexif().get(0x0112, 1)

@@ -293,7 +293,8 @@ def test_bad_files_are_named(tmp_path, rgb):
     # a header that reads but pixel data that do not: found while training,
     # in the training process or in a DataLoader worker
     truncated = tmp_path / "truncated.png"
-    truncated.write_bytes(open(paths[0], "rb").read()[:60])
+    truncated.write_bytes(open(paths[0], "rb").read()[:100])
+    assert image_header(truncated) == (8, 8, 3)
     for workers in (0, 1):
         with pytest.raises(ValueError, match=r"truncated\.png"):
             CNNClassifier(**FAST, num_workers=workers).fit(
