@@ -125,8 +125,11 @@ def torch_files(d):
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     model.train()
     for _ in range(EPOCHS):
+        # A generator of its own for the workers' seeds (otherwise drawn from
+        # the global RNG, which would change the dropout masks): same weights.
         loader = torch.utils.data.DataLoader(
-            dataset, batch_sampler=_batches(len(dataset), gen), num_workers=WORKERS)
+            dataset, batch_sampler=_batches(len(dataset), gen), num_workers=WORKERS,
+            generator=torch.Generator().manual_seed(0))
         for xb, yb in loader:
             opt.zero_grad()
             F.cross_entropy(model(xb), yb).backward()
