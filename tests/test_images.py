@@ -312,3 +312,27 @@ def test_data_format_is_honoured(rgb):
     est = CNNClassifier(**FAST, data_format="channels_last").fit(first, y)
     assert est.input_shape_ == (8, 3, 8)
     assert clone(est).get_params()["data_format"] == "channels_last"
+
+
+class _ViewNet(torch.nn.Module):
+    """A user's module that reads its input with ``.view`` (needs contiguous input)."""
+
+    def __init__(self, in_channels, n_outputs, input_size):
+        super().__init__()
+        self.fc = torch.nn.Linear(in_channels * input_size[0] * input_size[1], n_outputs)
+
+    def forward(self, x):
+        return self.fc(x.view(len(x), -1))
+
+
+def test_channels_last_batches_suit_every_network(rgb):
+    images, y = rgb
+    # built-in networks get channels-last batches (faster convolutions), a
+    # user's module contiguous ones; both predict as on the float array
+    for arch in ("convnet", _ViewNet):
+        kw = FAST if arch == "convnet" else {k: v for k, v in FAST.items()
+                                             if k not in ("channels", "hidden_units")}
+        est = CNNClassifier(arch, **kw).fit(images, y)
+        ref = CNNClassifier(arch, **kw).fit(_float(images), y)
+        np.testing.assert_allclose(est.predict_proba(images),
+                                   ref.predict_proba(_float(images)), atol=1e-5)
