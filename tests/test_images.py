@@ -336,3 +336,22 @@ def test_channels_last_batches_suit_every_network(rgb):
         ref = CNNClassifier(arch, **kw).fit(_float(images), y)
         np.testing.assert_allclose(est.predict_proba(images),
                                    ref.predict_proba(_float(images)), atol=1e-5)
+
+
+def test_uint8_arrays_are_not_copied_to_float(rgb, monkeypatch):
+    import skcnn._base as base
+
+    images, y = rgb
+    seen = []
+    make = base._make_dataset
+
+    def spy(X, y_tensor, lengths):
+        seen.append(make(X, y_tensor, lengths))
+        return seen[-1]
+
+    monkeypatch.setattr(base, "_make_dataset", spy)
+    est = CNNClassifier(**FAST).fit(images, y)
+    est.predict(images)
+    for dataset in seen:  # fit's and predict's: the caller's uint8 memory itself
+        assert dataset.X.dtype == torch.uint8
+        assert dataset.X.data_ptr() == images.ctypes.data
