@@ -1,5 +1,7 @@
 """Image inputs of CNNClassifier/CNNRegressor: formats, sizes, files, augmentation, TTA."""
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -129,6 +131,11 @@ def test_files_of_different_sizes(tmp_path):
     np.testing.assert_allclose(est.predict_proba(images), proba, atol=1e-6)
     same = np.stack([images[2]] * 2)  # 12 x 12: resized to 8 too
     np.testing.assert_allclose(est.predict_proba(same), proba[[2, 2]], atol=1e-6)
+    # a pickled model keeps its preprocessing (and its augmentation)
+    est.set_params(augment="standard").fit(paths, y)
+    loaded = pickle.loads(pickle.dumps(est))
+    assert loaded.preprocessing_ == est.preprocessing_
+    np.testing.assert_array_equal(loaded.predict_proba(paths), est.predict_proba(paths))
     # fitted at their own size, images of another size are refused by name
     est = CNNClassifier(**FAST).fit(paths[2::4], y[2::4])
     assert est.preprocessing_["input_size"] is None
