@@ -211,6 +211,11 @@ use batches of at most {default_batch_size} and a one-cycle schedule
 
 IMAGE = dict(
     ndim=2,
+    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
+           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
+           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
+           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
+           "``fit`` warns when X looks like that."),
     signal_params="",
     signal_notes="",
     shape_doc="(channels, height, width) or (height, width)",
@@ -220,6 +225,9 @@ IMAGE = dict(
 )
 SIGNAL = dict(
     ndim=1,
+    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
+           "arrays, wide and nested (sktime) DataFrames and lists of series "
+           "of unequal length (see Notes)."),
     signal_params=SIGNAL_PARAMS,
     signal_notes="\n\n" + SIGNAL_NOTES.rstrip("\n"),
     shape_doc="(channels, length) or (length,)",

@@ -229,11 +229,6 @@ _CLASSIFIER_DOC = """{summary}
     **IMAGE,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES,
     summary="Convolutional neural network classifier for images.",
-    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
-           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
-           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
-           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
-           "``fit`` warns when X looks like that."),
     see_also="CNNRegressor : the same network for regression.\n    "
              "Conv1DClassifier : 1-D convolutions for signals.",
     example=""">>> from sklearn.datasets import load_digits
@@ -252,9 +247,6 @@ class CNNClassifier(_CNNClassifierBase):
     **SIGNAL,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES, recipe=CLASSIFIER_RECIPE,
     summary="1-D convolutional neural network classifier for signals and series.",
-    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
-           "arrays, wide and nested (sktime) DataFrames and lists of series "
-           "of unequal length (see Notes)."),
     see_also="Conv1DRegressor : the same network for regression.\n    "
              "CNNClassifier : 2-D convolutions for images.",
     example=""">>> import numpy as np

@@ -109,11 +109,6 @@ _REGRESSOR_DOC = """{summary}
     **IMAGE,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES,
     summary="Convolutional neural network regressor for images.",
-    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
-           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
-           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
-           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
-           "``fit`` warns when X looks like that."),
     see_also="CNNClassifier : the same network for classification.\n    "
              "Conv1DRegressor : 1-D convolutions for signals.",
     example=""">>> import numpy as np
@@ -132,9 +127,6 @@ class CNNRegressor(_CNNRegressorBase):
     **SIGNAL,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES, recipe=REGRESSOR_RECIPE,
     summary="1-D convolutional neural network regressor for signals and series.",
-    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
-           "arrays, wide and nested (sktime) DataFrames and lists of series "
-           "of unequal length (see Notes)."),
     see_also="Conv1DClassifier : the same network for classification.\n    "
              "CNNRegressor : 2-D convolutions for images.",
     example=""">>> import numpy as np
