@@ -138,18 +138,6 @@ def test_optimizers(small_digits, optimizer, expected):
         assert opt.param_groups[0]["momentum"] == 0.9
 
 
-@pytest.mark.parametrize("schedule", [None, "plateau", "cosine", "onecycle"])
-def test_lr_schedules_change_the_rate(small_digits, schedule):
-    X, y = small_digits
-    clf = CNNClassifier(lr_schedule=schedule, lr=1e-2, **{**FAST, "max_epochs": 4})
-    clf.fit(X, y)
-    lr_now = clf.net_.optimizer_.param_groups[0]["lr"]
-    if schedule in (None, "plateau"):
-        assert lr_now <= 1e-2 + 1e-12
-    else:  # annealed well below the peak by the end
-        assert lr_now < 1e-3
-
-
 def test_early_stopping_restores_best_and_holds_out_data(small_digits):
     X, y = small_digits
     clf = CNNClassifier(early_stopping=True, validation_fraction=0.2, patience=2,
