@@ -367,6 +367,24 @@ class BaseCNN(BaseEstimator):
             )
         return opt, kwargs
 
+    def _cycles_momentum(self):
+        """Whether the one-cycle schedule cycles the momentum (Adam's beta1).
+
+        Only a momentum the estimator chose: not one the user routed
+        (``optimizer__momentum``, ``optimizer__betas``), and not where the
+        optimizer runs without momentum (``'rmsprop'``, a plain SGD class).
+        """
+        routed = self._routed_params()
+        if "optimizer__momentum" in routed or "optimizer__betas" in routed:
+            return False
+        optimizer, kwargs = self._optimizer_and_kwargs()
+        params = inspect.signature(optimizer).parameters
+        if "betas" in params:
+            return True
+        if "momentum" in params:
+            return bool(kwargs.get("momentum", params["momentum"].default))
+        return False
+
     def _callbacks(self, n_train, has_valid, max_lr):
         cbs = []
         if has_valid and self._is_classifier():
@@ -384,13 +402,10 @@ class BaseCNN(BaseEstimator):
         elif self.lr_schedule == "onecycle":
             steps = len(BatchIterator(range(n_train), self.batch_size,
                                       drop_singleton=True, balanced=True))
-            optimizer, _ = self._optimizer_and_kwargs()
-            momentum = {"momentum", "betas"} & set(
-                inspect.signature(optimizer).parameters)
             cbs.append(("lr_schedule", LRScheduler(
                 lr_scheduler.OneCycleLR, max_lr=max_lr,
                 total_steps=self.max_epochs * steps, step_every="batch",
-                cycle_momentum=bool(momentum), last_epoch=-1)))
+                cycle_momentum=self._cycles_momentum(), last_epoch=-1)))
         if self.early_stopping:
             cbs.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=self.patience, load_best=True)))
@@ -484,6 +499,7 @@ class BaseCNN(BaseEstimator):
             if warm:
                 net = self.net_
                 net.generator = generator
+                net.restart_rates()
             else:
                 net = self._build_net(n_outputs, n_train, criterion,
                                       criterion_kwargs or {}, generator, device)

@@ -75,7 +75,9 @@ architecture : str or nn.Module subclass, default='convnet'
     {signal_params}optimizer : {'adam', 'adamw', 'sgd', 'rmsprop'} or Optimizer subclass, \
 default='adam'
         ``'sgd'`` uses momentum 0.9. Other optimizer arguments go through
-        ``optimizer__<name>=value``.
+        ``optimizer__<name>=value``. The ``'onecycle'`` schedule cycles the
+        momentum (Adam's first beta) between 0.95 and 0.85 unless
+        ``optimizer__momentum`` or ``optimizer__betas`` is given.
     lr : float, default={default_lr}
         Learning rate (the peak rate of the ``'onecycle'`` schedule).
     weight_decay : float, default=0.0
@@ -89,10 +91,11 @@ default='adam'
     max_epochs : int, default={default_max_epochs}
         Passes over the training data.
     lr_schedule : {'onecycle', 'cosine', 'plateau'} or None, default='onecycle'
-        Learning-rate schedule: one-cycle (warm-up then annealing, stepped
-        every batch), cosine annealing over ``max_epochs``,
-        ``ReduceLROnPlateau`` on the validation (else training) loss, or a
-        constant rate.
+        Learning-rate schedule: one-cycle (warm-up from ``lr / 25`` to
+        ``lr`` over 30% of the steps, then annealing, stepped every batch),
+        cosine annealing over ``max_epochs``, ``ReduceLROnPlateau`` (x0.3
+        after more than ``patience // 2`` epochs without improvement of the
+        validation, else training, loss), or a constant rate.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified
         for classifiers), stop when the validation loss has not improved for

@@ -107,6 +107,19 @@ class _Net(NeuralNet):
         self.optimizer_ = self.optimizer(groups, **kwargs)
         return self
 
+    def restart_rates(self):
+        """Set each parameter group back to its initial learning rate.
+
+        A warm start runs the whole schedule again; schedules computed from
+        the current rate (cosine annealing, a rate reduced on a plateau)
+        would otherwise start from where the previous fit left the rate
+        (zero, at the end of a cosine schedule).
+        """
+        rates = ([self.lr] * len(self.optimizer_.param_groups)
+                 if self.lr_groups is None else [lr for _, lr in self.lr_groups])
+        for group, lr in zip(self.optimizer_.param_groups, rates):
+            group["lr"] = lr
+
     def _set_training(self, training=True):
         # skorch calls this before every batch, and nn.Module.train sets the
         # flag of every submodule through nn.Module.__setattr__: about 1% of
