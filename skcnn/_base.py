@@ -507,14 +507,14 @@ class BaseCNN(BaseEstimator):
             net.batch_transform = self._batch_transform()
             if not warm:
                 net.initialize()
-            epochs = self.max_epochs
+            epochs = net.max_epochs  # a warm start keeps its net's, as before
             if checkpoint is not None:
                 checkpoint.start_epoch = len(net.history)
                 if state is not None:
                     # Restored at the start of training (see _Net.notify).
                     checkpoint.pending = state
                     epochs = 0 if state["stopped"] else max(
-                        0, self.max_epochs - state["epochs"])
+                        0, net.max_epochs - state["epochs"])
             net.checkpoint = checkpoint
             with fit_settings(device), watch_sigint() as sigint:
                 net.sigint = sigint
@@ -529,7 +529,7 @@ class BaseCNN(BaseEstimator):
                       f"resume after epoch {done}." if checkpoint is not None else "")
             warnings.warn(
                 f"{type(self).__name__}.fit was interrupted (KeyboardInterrupt) "
-                f"during epoch {done + 1} of {self.max_epochs}, after {done} "
+                f"during epoch {done + 1} of {net.max_epochs}, after {done} "
                 f"complete epoch(s); the estimator keeps the network as it was "
                 f"then.{resume}",
                 FitInterruptedWarning, stacklevel=3,
