@@ -175,20 +175,28 @@ def test_checkpoint_write_is_atomic(small_digits, tmp_path, monkeypatch):
 
 
 class _CtrlCAtEpoch(Callback):
-    """Send this process a SIGINT (a Ctrl-C) in the middle of an epoch."""
+    """Send this process a SIGINT (a Ctrl-C) in the middle of an epoch, or
+    while the callbacks end it (where early stopping stops training)."""
 
-    def __init__(self, epoch):
+    def __init__(self, epoch, hook):
         self.epoch = epoch
+        self.hook = hook
 
     def on_batch_end(self, net, training=None, **kwargs):
-        if training and len(net.history) == self.epoch:
+        if self.hook == "batch" and training and len(net.history) == self.epoch:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.hook == "epoch_end" and len(net.history) == self.epoch:
             os.kill(os.getpid(), signal.SIGINT)
 
 
-def test_ctrl_c_ends_fit_with_a_usable_estimator_and_a_warning(small_digits, tmp_path):
+@pytest.mark.parametrize("hook", ["batch", "epoch_end"])
+def test_ctrl_c_ends_fit_with_a_usable_estimator_and_a_warning(
+        small_digits, tmp_path, hook):
     X, y = _digits(small_digits)
     est = CNNClassifier(**FAST, max_epochs=5, checkpoint_dir=tmp_path,
-                        callbacks=[_CtrlCAtEpoch(3)])
+                        callbacks=[_CtrlCAtEpoch(3, hook)])
     with pytest.warns(FitInterruptedWarning,
                       match=r"interrupted \(KeyboardInterrupt\) during epoch 3 of 5, "
                             r"after 2 complete.*resume after epoch 2"):
