@@ -1,6 +1,7 @@
 """skcnn: convolutional neural networks as scikit-learn estimators."""
 
 from . import models
+from ._persistence import export_onnx, load, save
 from .classifier import CNNClassifier, Conv1DClassifier
 from .models import get_model, list_models, register_model
 from .pretrained import PretrainedFeatureExtractor
@@ -14,9 +15,12 @@ __all__ = [
     "Conv1DClassifier",
     "Conv1DRegressor",
     "PretrainedFeatureExtractor",
+    "export_onnx",
     "get_model",
     "list_models",
+    "load",
     "models",
     "register_model",
+    "save",
     "__version__",
 ]

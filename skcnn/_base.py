@@ -22,13 +22,15 @@ from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from torch.optim import lr_scheduler
 
 from . import models
+from ._checkpoint import Checkpoint, fingerprint
 from ._compat import Interval, StrOptions
 from ._data import ArrayDataset, BatchIterator, as_tensor, to_canonical
 from ._finetune import Unfreeze, build_pretrained, configure, layer_groups, load_weights
+from ._guards import FiniteLoss, fit_settings, watch_sigint
 from ._images import to_unit_range
 from ._net import PRECISIONS, ValidAccuracy, _Net
 from ._utils import resolve_device, seed_from, torch_seed
-from .exceptions import UnknownBackboneError
+from .exceptions import FitInterruptedWarning, UnknownBackboneError
 from .models._layers import dry_run
 
 OPTIMIZERS = {
@@ -96,6 +98,7 @@ class BaseCNN(BaseEstimator):
         "device": [str, torch.device],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "checkpoint_dir": [None, str, os.PathLike],
         "callbacks": [None, list],
     }
 
@@ -130,6 +133,7 @@ class BaseCNN(BaseEstimator):
         device="auto",
         verbose=0,
         warm_start=False,
+        checkpoint_dir=None,
         callbacks=None,
         **kwargs,
     ):
@@ -161,6 +165,7 @@ class BaseCNN(BaseEstimator):
         self.device = device
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
         self.callbacks = callbacks
         vars(self).update(kwargs)  # skorch-style routed parameters, checked in fit
 
@@ -386,7 +391,9 @@ class BaseCNN(BaseEstimator):
         return False
 
     def _callbacks(self, n_train, has_valid, max_lr):
-        cbs = []
+        # First of ours: a diverged epoch stops fit before the scheduler,
+        # early stopping or a checkpoint see its NaN.
+        cbs = [("finite_loss", FiniteLoss())]
         if has_valid and self._is_classifier():
             cbs.append(("valid_acc", ValidAccuracy()))
         monitor = "valid_loss" if has_valid else "train_loss"
@@ -453,6 +460,9 @@ class BaseCNN(BaseEstimator):
             lr_groups=lr_groups,
             freeze_bn=self.freeze != "none",
             balanced_batches=True,
+            # The progress bar and the user's callbacks read the running
+            # loss; otherwise losses are read back once per epoch.
+            record_batch_loss=bool(self.verbose or self.callbacks),
             **kwargs,
         )
 
@@ -485,11 +495,17 @@ class BaseCNN(BaseEstimator):
         self._seed = seed_from(self.random_state)
         device = resolve_device(self.device)
         dataset = ArrayDataset(as_tensor(X), y_tensor, _lengths_tensor(lengths))
-        if device.startswith("cuda") and _fits_on(device, dataset):
-            dataset = dataset.to(device)
         warm = (self.warm_start and hasattr(self, "net_")
                 and getattr(self, "_n_outputs", None) == n_outputs
                 and self.net_.sample_shape == self.input_shape_)
+        checkpoint, state = None, None
+        if self.checkpoint_dir is not None:
+            checkpoint = Checkpoint(self.checkpoint_dir,
+                                    fingerprint(self, dataset, n_outputs))
+            # A warm start continues the network in memory: it does not resume.
+            state = None if warm else checkpoint.read()
+        if device.startswith("cuda") and _fits_on(device, dataset):
+            dataset = dataset.to(device)
         with torch_seed(self._seed, device):
             generator = torch.Generator()
             if self._seed is not None:
@@ -507,9 +523,33 @@ class BaseCNN(BaseEstimator):
             net.batch_transform = self._batch_transform()
             if not warm:
                 net.initialize()
-            if device.startswith("cuda"):
-                torch.backends.cudnn.benchmark = True
-            net.partial_fit(dataset, None)
+            epochs = net.max_epochs  # a warm start keeps its net's, as before
+            if checkpoint is not None:
+                checkpoint.start_epoch = len(net.history)
+                if state is not None:
+                    # Restored at the start of training (see _Net.notify).
+                    checkpoint.pending = state
+                    epochs = 0 if state["stopped"] else max(
+                        0, net.max_epochs - state["epochs"])
+            net.checkpoint = checkpoint
+            with fit_settings(device), watch_sigint() as sigint:
+                net.sigint = sigint
+                try:
+                    net.partial_fit(dataset, None, epochs=epochs)
+                finally:
+                    net.sigint = None
+                    net.checkpoint = None
+        if net.stop_ == "interrupt" or sigint["hit"]:
+            done = net.epochs_done_ + (state["epochs"] if state is not None else 0)
+            resume = (f" Fit again with checkpoint_dir={self.checkpoint_dir!r} to "
+                      f"resume after epoch {done}." if checkpoint is not None else "")
+            warnings.warn(
+                f"{type(self).__name__}.fit was interrupted (KeyboardInterrupt) "
+                f"during epoch {done + 1} of {net.max_epochs}, after {done} "
+                f"complete epoch(s); the estimator keeps the network as it was "
+                f"then.{resume}",
+                FitInterruptedWarning, stacklevel=3,
+            )
         self.net_ = net
         self._n_outputs = n_outputs
         return self

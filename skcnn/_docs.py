@@ -127,6 +127,17 @@ default='adam'
     warm_start : bool, default=False
         Continue training the fitted network on the next ``fit`` (when the
         data's shapes and outputs are unchanged) instead of starting anew.
+    checkpoint_dir : str, path or None, default=None
+        Directory where ``fit`` saves a checkpoint after every epoch (the
+        network, optimiser, learning-rate schedule, early stopping's state,
+        random states and history; written atomically). ``fit`` with a
+        checkpoint there resumes from it: a fit killed after epoch ``k`` and
+        run again with the same parameters, data and ``random_state`` ends
+        as the uninterrupted fit would have (on the CPU, with the same
+        weights). A checkpoint of another fit (other parameters or data) is
+        refused with a ``ValueError``; a finished one returns the trained
+        network without training. Use one directory per fit (not one
+        shared by a grid search). See the user guide, "Persistence".
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks (checkpoints, loggers...).
     **kwargs : dict

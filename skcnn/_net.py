@@ -8,7 +8,9 @@ and changes only what costs time:
   :class:`~skcnn._data.BatchIterator` (tensor slices) instead of a
   ``DataLoader`` over per-sample fetches;
 - batch losses are read back from the device once per epoch, not once per
-  batch (no per-batch synchronisation on a GPU);
+  batch (no per-batch synchronisation on a GPU), unless a callback reads
+  them as they come (the progress bar of ``verbose=1``, the user's own
+  callbacks): see ``record_batch_loss``;
 - optional mixed precision (``torch.autocast``, with a gradient scaler for
   float16), ``channels_last`` memory format on CUDA, and ``torch.compile``
   of the network in place (see :meth:`_Net.torch_compile`).
@@ -55,11 +57,30 @@ class _Net(NeuralNet):
         Train on batches of nearly equal size (at most ``batch_size``)
         instead of full batches and a smaller remainder; see
         :class:`~skcnn._data.BatchIterator`.
+    record_batch_loss : bool, default=False
+        Write each batch's loss to the history as soon as the batch ends, so
+        that callbacks see the running loss (one device synchronisation per
+        batch); ``False`` reads all of an epoch's losses back at its end.
+    checkpoint : skcnn._checkpoint.Checkpoint, default=None
+        Saved after every epoch (once all callbacks have run) and restored
+        at the start of training.
+    sigint : dict, default=None
+        From :func:`skcnn._guards.watch_sigint`: tells a Ctrl-C apart from
+        a callback that stops training.
+
+    Attributes (beyond skorch's)
+    ----------------------------
+    epochs_done_ : int
+        Epochs of the last ``partial_fit`` whose callbacks all ran.
+    stop_ : {None, 'callback', 'interrupt'}
+        How the last ``partial_fit`` ended early: a callback stopped it
+        (early stopping), or a ``KeyboardInterrupt`` (Ctrl-C) did.
     """
 
     def __init__(self, *args, precision=None, channels_last=False, generator=None,
                  sample_shape=None, batch_transform=None, lr_groups=None,
-                 freeze_bn=False, balanced_batches=False, **kwargs):
+                 freeze_bn=False, balanced_batches=False, record_batch_loss=False,
+                 checkpoint=None, sigint=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.precision = precision
         self.channels_last = channels_last
@@ -69,6 +90,9 @@ class _Net(NeuralNet):
         self.lr_groups = lr_groups
         self.freeze_bn = freeze_bn
         self.balanced_batches = balanced_batches
+        self.record_batch_loss = record_batch_loss
+        self.checkpoint = checkpoint
+        self.sigint = sigint
 
     # -- building -----------------------------------------------------------
     def initialize_module(self):
@@ -149,6 +173,41 @@ class _Net(NeuralNet):
             device=self.device,
         )
 
+    # -- the loop -----------------------------------------------------------
+    def notify(self, method_name, **cb_kwargs):
+        if method_name == "on_epoch_end":
+            return self._end_epoch(**cb_kwargs)
+        super().notify(method_name, **cb_kwargs)
+        if method_name == "on_train_begin" and self.checkpoint is not None:
+            self.checkpoint.restore(self)
+        return None
+
+    def _end_epoch(self, **cb_kwargs):
+        try:
+            super().notify("on_epoch_end", **cb_kwargs)
+        except KeyboardInterrupt:
+            # skorch's callbacks (EarlyStopping) stop training by raising
+            # KeyboardInterrupt here; a Ctrl-C may land here too.
+            if not (self.sigint and self.sigint["hit"]):
+                self.stop_ = "callback"
+                self.epochs_done_ += 1
+                if self.checkpoint is not None:
+                    self.checkpoint.save(self, stopped=True)
+            raise
+        self.epochs_done_ += 1
+        if self.checkpoint is not None:
+            self.checkpoint.save(self)
+
+    def fit_loop(self, X, y=None, epochs=None, **kwargs):
+        self.epochs_done_ = 0
+        self.stop_ = None
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **kwargs)
+        except KeyboardInterrupt:
+            if self.stop_ is None:
+                self.stop_ = "interrupt"
+            raise
+
     # -- steps --------------------------------------------------------------
     def infer(self, x, **fit_params):
         mask = None
@@ -193,22 +252,32 @@ class _Net(NeuralNet):
         return None
 
     def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        """skorch's epoch, reading the batch losses back once at its end."""
+        """skorch's epoch, reading the batch losses back once at its end.
+
+        With ``record_batch_loss``, each loss is recorded as its batch ends,
+        as skorch does.
+        """
         if iterator is None:
             return
         losses = []
+        count = 0
+        per_batch = self.record_batch_loss
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
-            losses.append(step["loss"].detach())
+            if per_batch:
+                self.history.record_batch(prefix + "_loss", step["loss"].item())
+            else:
+                losses.append(step["loss"].detach())
             self.history.record_batch(prefix + "_batch_size", _batch_len(batch))
             self.notify("on_batch_end", batch=batch, training=training, **step)
+            count += 1
         if losses:
             values = torch.stack(losses).float().cpu().tolist()
             for entry, value in zip(self.history[-1]["batches"][-len(losses):],
                                     values):
                 entry[prefix + "_loss"] = value
-        self.history.record(prefix + "_batch_count", len(losses))
+        self.history.record(prefix + "_batch_count", count)
 
 
 def _batch_len(batch):

@@ -59,6 +59,7 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         device="auto",
         verbose=0,
         warm_start=False,
+        checkpoint_dir=None,
         callbacks=None,
         **kwargs,
     ):
@@ -72,7 +73,7 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, precision=precision, compile=compile, random_state=random_state,
             device=device, verbose=verbose, warm_start=warm_start,
-            callbacks=callbacks, **kwargs,
+            checkpoint_dir=checkpoint_dir, callbacks=callbacks, **kwargs,
         )
         self.class_weight = class_weight
 
@@ -296,6 +297,7 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         device="auto",
         verbose=0,
         warm_start=False,
+        checkpoint_dir=None,
         callbacks=None,
         **kwargs,
     ):
@@ -309,7 +311,7 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, class_weight=class_weight, precision=precision, compile=compile,
             random_state=random_state, device=device, verbose=verbose,
-            warm_start=warm_start, callbacks=callbacks, **kwargs,
+            warm_start=warm_start, checkpoint_dir=checkpoint_dir, callbacks=callbacks, **kwargs,
         )
         self.normalize = normalize
         self.augment = augment

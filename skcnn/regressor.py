@@ -175,6 +175,7 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         device="auto",
         verbose=0,
         warm_start=False,
+        checkpoint_dir=None,
         callbacks=None,
         **kwargs,
     ):
@@ -188,7 +189,7 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, precision=precision, compile=compile, random_state=random_state,
             device=device, verbose=verbose, warm_start=warm_start,
-            callbacks=callbacks, **kwargs,
+            checkpoint_dir=checkpoint_dir, callbacks=callbacks, **kwargs,
         )
         self.normalize = normalize
         self.augment = augment
