@@ -23,7 +23,14 @@ from torch.optim import lr_scheduler
 
 from . import models
 from ._compat import Interval, StrOptions
-from ._data import ArrayDataset, BatchIterator, as_tensor, to_canonical
+from ._data import (
+    ArrayDataset,
+    BatchIterator,
+    as_tensor,
+    batch_rows,
+    pad_rows,
+    to_canonical,
+)
 from ._finetune import Unfreeze, build_pretrained, configure, layer_groups, load_weights
 from ._images import to_unit_range
 from ._net import PRECISIONS, ValidAccuracy, _Net
@@ -499,27 +506,48 @@ class BaseCNN(BaseEstimator):
         return self
 
     def _predict_outputs(self, X):
-        """Network outputs for X as a float32 array of shape (n, n_outputs)."""
+        """Network outputs for X as a float32 array of shape (n, n_outputs).
+
+        Every batch goes through the network at the same size
+        (:meth:`_predict_batch_size`; the last one padded), so a sample's
+        outputs are the same, bit for bit on the CPU, whether it is predicted
+        alone, in a subset or with the whole set.
+        """
         check_is_fitted(self)
         X, lengths, _ = self._prepare(X, reset=False)
         net = self.net_
         module = net.module_
         out = np.empty((len(X), self._n_outputs), dtype=np.float32)
         dataset = ArrayDataset(as_tensor(X), lengths=_lengths_tensor(lengths))
-        iterator = BatchIterator(dataset, max(net.batch_size, 256), device=net.device)
+        size = self._predict_batch_size()
+        iterator = BatchIterator(dataset, size, device=net.device)
         was_training = module.training
         module.eval()
         start = 0
         try:
             with torch.inference_mode():
                 for Xb, _ in iterator:
-                    yb = net.infer(Xb).float()
-                    stop = start + len(yb)
-                    out[start:stop] = yb.reshape(len(yb), -1).cpu().numpy()
+                    rows = batch_rows(Xb)
+                    yb = net.infer(pad_rows(Xb, size))[:rows].float()
+                    stop = start + rows
+                    out[start:stop] = yb.reshape(rows, -1).cpu().numpy()
                     start = stop
         finally:
             module.train(was_training)
         return out
+
+    def _predict_batch_size(self):
+        """Rows per prediction batch: fixed for a fitted estimator.
+
+        ``max(batch_size, 256)``, lowered for large samples so that a batch
+        holds at most 2**22 input values (16 MiB) on the CPU, 2**25 on a
+        GPU, and never below 8: a single sample costs one whole batch, and
+        224 x 224 RGB images come 16 to a CPU batch rather than 256.
+        """
+        per_sample = max(1, int(np.prod(self.input_shape_)))
+        budget = 2 ** 25 if str(self.net_.device).startswith("cuda") else 2 ** 22
+        fit = 1 << max(3, (budget // per_sample).bit_length() - 1)
+        return max(8, min(max(self.net_.batch_size, 256), fit))
 
     def _batch_transform(self):
         """Transform of every training batch (augmentation); None: none."""

@@ -163,6 +163,29 @@ def with_mask(Xb, lengths):
     return {"x": Xb, "mask": mask}
 
 
+def batch_rows(Xb):
+    """Number of samples in a batch (a tensor, or a dict with a masked ``'x'``)."""
+    return len(Xb["x"] if isinstance(Xb, dict) else Xb)
+
+
+def pad_rows(Xb, size):
+    """Pad a batch to ``size`` samples by repeating its first sample.
+
+    Prediction runs every batch at one fixed size so that the numerics of a
+    sample do not depend on how many samples it is predicted with: CPU
+    kernels (oneDNN convolutions, BLAS matrix products) pick other
+    algorithms and summation orders for other batch sizes, and float32 sums
+    in another order differ in their last bits. Repeating a real sample
+    (not zeros) leaves a masked batch's longest length unchanged.
+    """
+    if isinstance(Xb, dict):
+        return {k: pad_rows(v, size) for k, v in Xb.items()}
+    missing = size - len(Xb)
+    if missing <= 0:
+        return Xb
+    return torch.cat([Xb, Xb[:1].expand(missing, *Xb.shape[1:])])
+
+
 def _to_device(value, device, non_blocking):
     if isinstance(value, dict):
         return {k: _to_device(v, device, non_blocking) for k, v in value.items()}
