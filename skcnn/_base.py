@@ -22,7 +22,7 @@ from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from torch.optim import lr_scheduler
 
 from . import models
-from ._compat import Interval, StrOptions
+from ._compat import Interval, StrOptions, _check_sample_weight
 from ._data import (
     ArrayDataset,
     BatchIterator,
@@ -463,9 +463,54 @@ class BaseCNN(BaseEstimator):
             X = self._validate_X(X, reset=False)
         return X, None, y
 
+    def _sample_weight(self, sample_weight, X, extra=None):
+        """Validated per-sample loss weights, or None for none.
+
+        ``sample_weight`` (non-negative, one per sample, not all zero)
+        multiplied by ``extra`` (the class weights of each sample's label).
+        """
+        w = None
+        if sample_weight is not None:
+            w = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                     ensure_non_negative=True)
+        if extra is not None:
+            w = extra if w is None else w * extra
+        if w is not None and not np.any(w > 0):
+            raise ValueError(
+                f"{type(self).__name__}: the sample weights (times the class "
+                f"weights) are all zero; at least one sample needs a non-zero "
+                f"weight."
+            )
+        return w
+
+    def _drop_zero_weight(self, weight, *arrays):
+        """Drop the samples of weight zero; weights normalised to mean 1.
+
+        A sample of weight zero takes no part in training (it would still
+        shape the batch-norm statistics of its batch). Equal weights give
+        ``None``: training is then exactly that without weights.
+        """
+        if weight is None:
+            return (None, *arrays)
+        keep = weight > 0
+        if keep.sum() < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples of non-zero "
+                f"weight to train; got {int(keep.sum())}."
+            )
+        if not keep.all():
+            arrays = tuple(None if a is None else a[keep] for a in arrays)
+            weight = weight[keep]
+        if np.all(weight == weight[0]):
+            return (None, *arrays)
+        return (weight / weight.mean(), *arrays)
+
     def _fit(self, X, y_tensor, n_outputs, criterion, criterion_kwargs=None,
-             lengths=None):
-        """Train on canonical X and encoded targets."""
+             lengths=None, weight=None):
+        """Train on canonical X and encoded targets.
+
+        ``weight``: per-sample loss weights normalised to mean 1, or None.
+        """
         n = len(X)
         if n < 2:
             raise ValueError(
@@ -476,11 +521,16 @@ class BaseCNN(BaseEstimator):
                        if self.early_stopping else 0)
         self._seed = seed_from(self.random_state)
         device = resolve_device(self.device)
-        dataset = ArrayDataset(as_tensor(X), y_tensor, _lengths_tensor(lengths))
+        dataset = ArrayDataset(
+            as_tensor(X), y_tensor, _lengths_tensor(lengths),
+            weight=None if weight is None else torch.as_tensor(weight,
+                                                               dtype=torch.float32))
         if device.startswith("cuda") and _fits_on(device, dataset):
             dataset = dataset.to(device)
+        criterion_key = (criterion, sorted((criterion_kwargs or {}).items()))
         warm = (self.warm_start and hasattr(self, "net_")
                 and getattr(self, "_n_outputs", None) == n_outputs
+                and getattr(self, "_criterion_key", None) == criterion_key
                 and self.net_.sample_shape == self.input_shape_)
         with torch_seed(self._seed, device):
             generator = torch.Generator()
@@ -503,6 +553,7 @@ class BaseCNN(BaseEstimator):
             net.partial_fit(dataset, None)
         self.net_ = net
         self._n_outputs = n_outputs
+        self._criterion_key = criterion_key
         return self
 
     def _predict_outputs(self, X):

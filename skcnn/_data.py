@@ -102,13 +102,17 @@ class ArrayDataset(torch.utils.data.Dataset):
         batches then carry a mask and are trimmed to their longest series.
     indices : torch.Tensor, default=None
         Rows of ``X`` that belong to this dataset; ``None`` for all.
+    weight : torch.Tensor, default=None
+        Weight of each sample in the loss; batches then carry their targets
+        as ``{'y': yb, 'w': wb}`` (see :meth:`skcnn._net._Net.get_loss`).
     """
 
-    def __init__(self, X, y=None, lengths=None, indices=None):
+    def __init__(self, X, y=None, lengths=None, indices=None, weight=None):
         self.X = X
         self.y = y
         self.lengths = lengths
         self.indices = indices
+        self.weight = weight
 
     def __len__(self):
         return len(self.X) if self.indices is None else len(self.indices)
@@ -118,7 +122,7 @@ class ArrayDataset(torch.utils.data.Dataset):
         indices = torch.as_tensor(indices, dtype=torch.long)
         if self.indices is not None:
             indices = self.indices[indices]
-        return ArrayDataset(self.X, self.y, self.lengths, indices)
+        return ArrayDataset(self.X, self.y, self.lengths, indices, self.weight)
 
     def to(self, device):
         """The same dataset with its tensors moved to ``device`` (once)."""
@@ -126,23 +130,25 @@ class ArrayDataset(torch.utils.data.Dataset):
             return None if t is None else t.to(device)
 
         return ArrayDataset(move(self.X), move(self.y), move(self.lengths),
-                            move(self.indices))
+                            move(self.indices), move(self.weight))
 
     def batch(self, rows):
         """``(Xb, yb)`` for positions ``rows`` (a LongTensor or a slice)."""
         if self.indices is not None:
             rows = self.indices[rows]
         if isinstance(rows, slice):
-            Xb = self.X[rows]
-            yb = None if self.y is None else self.y[rows]
-            lb = None if self.lengths is None else self.lengths[rows]
+            def take(t):
+                return None if t is None else t[rows]
         else:
             rows = rows.to(self.X.device)
-            Xb = self.X.index_select(0, rows)
-            yb = None if self.y is None else self.y.index_select(0, rows)
-            lb = None if self.lengths is None else self.lengths.index_select(0, rows)
+
+            def take(t):
+                return None if t is None else t.index_select(0, rows)
+        Xb, yb, lb = take(self.X), take(self.y), take(self.lengths)
         if lb is not None:
             Xb = with_mask(Xb, lb)
+        if self.weight is not None and yb is not None:
+            yb = {"y": yb, "w": take(self.weight)}
         return Xb, yb
 
     def __getitem__(self, i):
@@ -152,6 +158,8 @@ class ArrayDataset(torch.utils.data.Dataset):
             Xi = {"x": Xb["x"][0], "mask": Xb["mask"][0]}
         else:
             Xi = Xb[0]
+        if isinstance(yb, dict):
+            return Xi, {k: v[0] for k, v in yb.items()}
         return Xi, (torch.zeros(0) if yb is None else yb[0])
 
 

@@ -32,12 +32,28 @@ DEFAULTS = [
 ]
 
 
-@parametrize_with_checks(SMALL)
+# Mini-batch training is stochastic: a sample of weight 3 takes one gradient
+# step of 3 times its loss where three copies are spread over batches and
+# add steps to the epoch. Equal in expectation, not in value, as for
+# scikit-learn's SGDClassifier/SGDRegressor, which mark this check the same
+# way. tests/test_weights.py checks what weights must do instead: equal
+# weights train exactly as none, scaling all weights changes nothing, weight
+# zero removes a sample exactly, and weights select which samples are fitted.
+_WEIGHT_REASON = ("mini-batch training is stochastic: weighting a sample is "
+                  "equivalent to repeating it in expectation only (as for "
+                  "SGDClassifier); see tests/test_weights.py")
+
+
+def _expected_failures(estimator):
+    return {"check_sample_weight_equivalence_on_dense_data": _WEIGHT_REASON}
+
+
+@parametrize_with_checks(SMALL, expected_failed_checks=_expected_failures)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-@parametrize_with_checks(DEFAULTS)
+@parametrize_with_checks(DEFAULTS, expected_failed_checks=_expected_failures)
 def test_sklearn_compatible_estimator_defaults(estimator, check):
     check(estimator)
 
