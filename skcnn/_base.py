@@ -254,12 +254,21 @@ class BaseCNN(BaseEstimator):
                 raw_ndim = np.ndim(X)
             except (TypeError, ValueError):  # ragged lists...: check_array explains
                 raw_ndim = 2
-        if reset:
-            X, y = validate_data(self, X, y, **self._y_validation_kwargs(), **kw)
-        elif raw_ndim == 2:
-            X = validate_data(self, X, reset=False, **kw)
-        else:
-            X = check_array(X, **kw)
+        try:
+            if reset:
+                X, y = validate_data(self, X, y, **self._y_validation_kwargs(), **kw)
+            elif raw_ndim == 2:
+                X = validate_data(self, X, reset=False, **kw)
+            else:
+                X = check_array(X, **kw)
+        except ValueError as exc:
+            if "inhomogeneous" not in str(exc):
+                raise
+            raise ValueError(
+                f"{name} expects X to be an array of samples of one shape; got "
+                f"a ragged nested sequence (samples or rows of different "
+                f"lengths): {exc}"
+            ) from None
         if X.ndim > self._ndim + 2:
             raise ValueError(
                 f"{name} expects at most {self._ndim + 2}-D input; got an array "
@@ -273,6 +282,7 @@ class BaseCNN(BaseEstimator):
         input_shape = self.input_shape if reset else self.input_shape_
         X = to_canonical(X, self._ndim, input_shape, name)
         sample_shape = tuple(X.shape[1:])
+        _check_not_empty(sample_shape, name)
         if reset:
             self.input_shape_ = sample_shape
             self.n_features_in_ = int(np.prod(sample_shape))
@@ -326,15 +336,15 @@ class BaseCNN(BaseEstimator):
                 f"({models.list_models(self._ndim)}), a torchvision/timm backbone "
                 f"name, or an nn.Module subclass; got {arch!r}."
             )
-        if any(isinstance(p, torch.nn.parameter.UninitializedParameter)
-               for p in module.parameters()):
-            try:  # sizes the lazy layers
-                dry_run(module, self.input_shape_)
-            except Exception as exc:  # a user's module that cannot take the data
-                raise ValueError(
-                    f"The network failed on an input of per-sample shape "
-                    f"{self.input_shape_}: {exc}"
-                ) from exc
+        # Sizes lazy layers, and refuses data the network cannot take (inputs
+        # smaller than a kernel...) before training, with a ValueError.
+        try:
+            dry_run(module, self.input_shape_)
+        except Exception as exc:
+            raise ValueError(
+                f"The network failed on an input of per-sample shape "
+                f"{self.input_shape_}: {exc}"
+            ) from exc
         if self.weights is not None:
             load_weights(module, self.weights, arch)
         return module, layer_groups(module)
@@ -651,6 +661,15 @@ class _HoldOut:
         train, valid = train_test_split(idx, test_size=self.fraction,
                                         random_state=self.seed, stratify=strata)
         return dataset.subset(np.sort(train)), dataset.subset(np.sort(valid))
+
+
+def _check_not_empty(sample_shape, name):
+    if 0 in sample_shape:
+        raise ValueError(
+            f"{name} expects samples with at least one channel and one value "
+            f"along each axis; got samples of shape {sample_shape} (channels, "
+            f"{'length' if len(sample_shape) == 2 else 'height, width'})."
+        )
 
 
 def _lengths_tensor(lengths):

@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 from sklearn.base import RegressorMixin
+from sklearn.utils import assert_all_finite
 
 from ._base import BaseCNN
 from ._compat import StrOptions, _fit_context
@@ -99,6 +100,9 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
         """
         X, lengths, y = self._prepare(X, y, reset=True)
         y = np.asarray(y, dtype=np.float64)
+        # Object targets are converted to floats after scikit-learn's finite
+        # check: None becomes NaN here.
+        assert_all_finite(y, input_name="y")
         self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
         weight = self._sample_weight(sample_weight, X)
