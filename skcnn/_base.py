@@ -23,8 +23,15 @@ from torch.optim import lr_scheduler
 
 from . import models
 from ._checkpoint import Checkpoint, fingerprint
-from ._compat import Interval, StrOptions
-from ._data import ArrayDataset, BatchIterator, as_tensor, to_canonical
+from ._compat import Interval, StrOptions, _check_sample_weight
+from ._data import (
+    ArrayDataset,
+    BatchIterator,
+    as_tensor,
+    batch_rows,
+    pad_rows,
+    to_canonical,
+)
 from ._finetune import Unfreeze, build_pretrained, configure, layer_groups, load_weights
 from ._guards import FiniteLoss, fit_settings, watch_sigint
 from ._images import to_unit_range
@@ -252,12 +259,21 @@ class BaseCNN(BaseEstimator):
                 raw_ndim = np.ndim(X)
             except (TypeError, ValueError):  # ragged lists...: check_array explains
                 raw_ndim = 2
-        if reset:
-            X, y = validate_data(self, X, y, **self._y_validation_kwargs(), **kw)
-        elif raw_ndim == 2:
-            X = validate_data(self, X, reset=False, **kw)
-        else:
-            X = check_array(X, **kw)
+        try:
+            if reset:
+                X, y = validate_data(self, X, y, **self._y_validation_kwargs(), **kw)
+            elif raw_ndim == 2:
+                X = validate_data(self, X, reset=False, **kw)
+            else:
+                X = check_array(X, **kw)
+        except ValueError as exc:
+            if "inhomogeneous" not in str(exc):
+                raise
+            raise ValueError(
+                f"{name} expects X to be an array of samples of one shape; got "
+                f"a ragged nested sequence (samples or rows of different "
+                f"lengths): {exc}"
+            ) from None
         if X.ndim > self._ndim + 2:
             raise ValueError(
                 f"{name} expects at most {self._ndim + 2}-D input; got an array "
@@ -271,6 +287,7 @@ class BaseCNN(BaseEstimator):
         input_shape = self.input_shape if reset else self.input_shape_
         X = to_canonical(X, self._ndim, input_shape, name)
         sample_shape = tuple(X.shape[1:])
+        _check_not_empty(sample_shape, name)
         if reset:
             self.input_shape_ = sample_shape
             self.n_features_in_ = int(np.prod(sample_shape))
@@ -324,15 +341,15 @@ class BaseCNN(BaseEstimator):
                 f"({models.list_models(self._ndim)}), a torchvision/timm backbone "
                 f"name, or an nn.Module subclass; got {arch!r}."
             )
-        if any(isinstance(p, torch.nn.parameter.UninitializedParameter)
-               for p in module.parameters()):
-            try:  # sizes the lazy layers
-                dry_run(module, self.input_shape_)
-            except Exception as exc:  # a user's module that cannot take the data
-                raise ValueError(
-                    f"The network failed on an input of per-sample shape "
-                    f"{self.input_shape_}: {exc}"
-                ) from exc
+        # Sizes lazy layers, and refuses data the network cannot take (inputs
+        # smaller than a kernel...) before training, with a ValueError.
+        try:
+            dry_run(module, self.input_shape_)
+        except Exception as exc:
+            raise ValueError(
+                f"The network failed on an input of per-sample shape "
+                f"{self.input_shape_}: {exc}"
+            ) from exc
         if self.weights is not None:
             load_weights(module, self.weights, arch)
         return module, layer_groups(module)
@@ -481,9 +498,54 @@ class BaseCNN(BaseEstimator):
             X = self._validate_X(X, reset=False)
         return X, None, y
 
+    def _sample_weight(self, sample_weight, X, extra=None):
+        """Validated per-sample loss weights, or None for none.
+
+        ``sample_weight`` (non-negative, one per sample, not all zero)
+        multiplied by ``extra`` (the class weights of each sample's label).
+        """
+        w = None
+        if sample_weight is not None:
+            w = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                     ensure_non_negative=True)
+        if extra is not None:
+            w = extra if w is None else w * extra
+        if w is not None and not np.any(w > 0):
+            raise ValueError(
+                f"{type(self).__name__}: the sample weights (times the class "
+                f"weights) are all zero; at least one sample needs a non-zero "
+                f"weight."
+            )
+        return w
+
+    def _drop_zero_weight(self, weight, *arrays):
+        """Drop the samples of weight zero; weights normalised to mean 1.
+
+        A sample of weight zero takes no part in training (it would still
+        shape the batch-norm statistics of its batch). Equal weights give
+        ``None``: training is then exactly that without weights.
+        """
+        if weight is None:
+            return (None, *arrays)
+        keep = weight > 0
+        if keep.sum() < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples of non-zero "
+                f"weight to train; got {int(keep.sum())}."
+            )
+        if not keep.all():
+            arrays = tuple(None if a is None else a[keep] for a in arrays)
+            weight = weight[keep]
+        if np.all(weight == weight[0]):
+            return (None, *arrays)
+        return (weight / weight.mean(), *arrays)
+
     def _fit(self, X, y_tensor, n_outputs, criterion, criterion_kwargs=None,
-             lengths=None):
-        """Train on canonical X and encoded targets."""
+             lengths=None, weight=None):
+        """Train on canonical X and encoded targets.
+
+        ``weight``: per-sample loss weights normalised to mean 1, or None.
+        """
         n = len(X)
         if n < 2:
             raise ValueError(
@@ -494,9 +556,14 @@ class BaseCNN(BaseEstimator):
                        if self.early_stopping else 0)
         self._seed = seed_from(self.random_state)
         device = resolve_device(self.device)
-        dataset = ArrayDataset(as_tensor(X), y_tensor, _lengths_tensor(lengths))
+        dataset = ArrayDataset(
+            as_tensor(X), y_tensor, _lengths_tensor(lengths),
+            weight=None if weight is None else torch.as_tensor(weight,
+                                                               dtype=torch.float32))
+        criterion_key = (criterion, sorted((criterion_kwargs or {}).items()))
         warm = (self.warm_start and hasattr(self, "net_")
                 and getattr(self, "_n_outputs", None) == n_outputs
+                and getattr(self, "_criterion_key", None) == criterion_key
                 and self.net_.sample_shape == self.input_shape_)
         checkpoint, state = None, None
         if self.checkpoint_dir is not None:
@@ -552,30 +619,52 @@ class BaseCNN(BaseEstimator):
             )
         self.net_ = net
         self._n_outputs = n_outputs
+        self._criterion_key = criterion_key
         return self
 
     def _predict_outputs(self, X):
-        """Network outputs for X as a float32 array of shape (n, n_outputs)."""
+        """Network outputs for X as a float32 array of shape (n, n_outputs).
+
+        Every batch goes through the network at the same size
+        (:meth:`_predict_batch_size`; the last one padded), so a sample's
+        outputs are the same, bit for bit on the CPU, whether it is predicted
+        alone, in a subset or with the whole set.
+        """
         check_is_fitted(self)
         X, lengths, _ = self._prepare(X, reset=False)
         net = self.net_
         module = net.module_
         out = np.empty((len(X), self._n_outputs), dtype=np.float32)
         dataset = ArrayDataset(as_tensor(X), lengths=_lengths_tensor(lengths))
-        iterator = BatchIterator(dataset, max(net.batch_size, 256), device=net.device)
+        size = self._predict_batch_size()
+        iterator = BatchIterator(dataset, size, device=net.device)
         was_training = module.training
         module.eval()
         start = 0
         try:
             with torch.inference_mode():
                 for Xb, _ in iterator:
-                    yb = net.infer(Xb).float()
-                    stop = start + len(yb)
-                    out[start:stop] = yb.reshape(len(yb), -1).cpu().numpy()
+                    rows = batch_rows(Xb)
+                    yb = net.infer(pad_rows(Xb, size))[:rows].float()
+                    stop = start + rows
+                    out[start:stop] = yb.reshape(rows, -1).cpu().numpy()
                     start = stop
         finally:
             module.train(was_training)
         return out
+
+    def _predict_batch_size(self):
+        """Rows per prediction batch: fixed for a fitted estimator.
+
+        ``max(batch_size, 256)``, lowered for large samples so that a batch
+        holds at most 2**22 input values (16 MiB) on the CPU, 2**25 on a
+        GPU, and never below 8: a single sample costs one whole batch, and
+        224 x 224 RGB images come 16 to a CPU batch rather than 256.
+        """
+        per_sample = max(1, int(np.prod(self.input_shape_)))
+        budget = 2 ** 25 if str(self.net_.device).startswith("cuda") else 2 ** 22
+        fit = 1 << max(3, (budget // per_sample).bit_length() - 1)
+        return max(8, min(max(self.net_.batch_size, 256), fit))
 
     def _batch_transform(self):
         """Transform of every training batch (augmentation); None: none."""
@@ -628,6 +717,15 @@ class _HoldOut:
         train, valid = train_test_split(idx, test_size=self.fraction,
                                         random_state=self.seed, stratify=strata)
         return dataset.subset(np.sort(train)), dataset.subset(np.sort(valid))
+
+
+def _check_not_empty(sample_shape, name):
+    if 0 in sample_shape:
+        raise ValueError(
+            f"{name} expects samples with at least one channel and one value "
+            f"along each axis; got samples of shape {sample_shape} (channels, "
+            f"{'length' if len(sample_shape) == 2 else 'height, width'})."
+        )
 
 
 def _lengths_tensor(lengths):

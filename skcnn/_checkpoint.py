@@ -46,12 +46,13 @@ def fingerprint(estimator, dataset, n_outputs):
 
     Parameters are compared by ``repr`` (all but ``checkpoint_dir``,
     ``verbose``, ``callbacks``, ``device`` and ``warm_start``); the data by
-    their shapes and a CRC-32 of their bytes.
+    their shapes and a CRC-32 of their bytes (sample weights included).
     """
     params = {k: repr(v) for k, v in sorted(estimator.get_params().items())
               if k not in _FREE_PARAMS}
     crc = 0
-    for tensor in (dataset.X, dataset.y, dataset.lengths):
+    for tensor in (dataset.X, dataset.y, dataset.lengths,
+                   getattr(dataset, "weight", None)):
         if tensor is not None:
             array = tensor.detach().cpu().contiguous().numpy()
             crc = zlib.crc32(memoryview(array).cast("B"), crc)

@@ -20,9 +20,11 @@ import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
+from skorch.utils import to_tensor
 
 from ._data import ArrayDataset, BatchIterator
 from ._finetune import set_frozen_bn_eval
+from ._losses import weighted_mean
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -226,8 +228,18 @@ class _Net(NeuralNet):
             return self.module_(x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        # Losses in float32 whatever the autocast dtype of the logits.
-        return super().get_loss(y_pred.float(), y_true, X=X, training=training)
+        """Mean of the per-sample losses, weighted when the batch has weights.
+
+        The estimators build their criteria with ``reduction='none'``; the
+        targets of a weighted batch come as ``{'y': yb, 'w': wb}``. Losses
+        are computed in float32 whatever the autocast dtype of the logits.
+        See :mod:`skcnn._losses` for the normalisation of the weights.
+        """
+        weight = None
+        if isinstance(y_true, dict):
+            y_true, weight = y_true["y"], y_true["w"].to(self.device)
+        y_true = to_tensor(y_true, device=self.device)
+        return weighted_mean(self.criterion_(y_pred.float(), y_true), weight)
 
     def train_step_single(self, batch, **fit_params):
         if self.batch_transform is not None:
@@ -282,6 +294,8 @@ class _Net(NeuralNet):
 
 def _batch_len(batch):
     Xb, yb = batch
+    if isinstance(yb, dict):
+        yb = yb["y"]
     if yb is not None and hasattr(yb, "__len__") and len(yb):
         return len(yb)
     return len(Xb["x"] if isinstance(Xb, dict) else Xb)
@@ -291,7 +305,9 @@ class ValidAccuracy(Callback):
     """Record ``valid_acc`` from the validation batches' logits.
 
     Counts correct predictions on the device as batches go and reads the
-    total once per epoch.
+    total once per epoch. Multi-label targets (a float indicator matrix)
+    count a sample as correct when all its labels are (subset accuracy, as
+    ``score`` computes it).
     """
 
     def on_epoch_begin(self, net, **kwargs):
@@ -301,8 +317,14 @@ class ValidAccuracy(Callback):
     def on_batch_end(self, net, batch=None, training=None, y_pred=None, **kwargs):
         if training or y_pred is None:
             return
-        yb = batch[1].to(y_pred.device)
-        hits = (y_pred.argmax(1) == yb).sum()
+        yb = batch[1]
+        if isinstance(yb, dict):
+            yb = yb["y"]
+        yb = yb.to(y_pred.device)
+        if yb.dim() == 2:  # multi-label indicator
+            hits = ((y_pred > 0) == (yb > 0.5)).all(1).sum()
+        else:
+            hits = (y_pred.argmax(1) == yb).sum()
         self.correct_ = hits if self.correct_ is None else self.correct_ + hits
         self.total_ += len(yb)
 

@@ -1,15 +1,18 @@
 """CNNClassifier (images) and Conv1DClassifier (signals)."""
 
+import numbers
+
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._base import BaseCNN
-from ._compat import _fit_context
+from ._compat import Interval, StrOptions, _fit_context
 from ._docs import (
     CLASSIFIER_RECIPE,
     COMMON_ATTRIBUTES,
@@ -18,6 +21,7 @@ from ._docs import (
     SIGNAL,
     fill_doc,
 )
+from ._losses import CLASSIFIER_LOSSES, criterion_for
 from ._signal import SIGNAL_CONSTRAINTS, _SignalMixin
 
 
@@ -25,6 +29,8 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
     _parameter_constraints = {
         **BaseCNN._parameter_constraints,
         "class_weight": [None, dict, "array-like", str],
+        "loss": [StrOptions(set(CLASSIFIER_LOSSES)), type],
+        "label_smoothing": [Interval(numbers.Real, 0, 1, closed="left")],
     }
 
     def __init__(
@@ -53,6 +59,8 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         validation_fraction=0.1,
         patience=5,
         class_weight=None,
+        loss="cross_entropy",
+        label_smoothing=0.0,
         precision=None,
         compile=False,
         random_state=None,
@@ -76,17 +84,25 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
             checkpoint_dir=checkpoint_dir, callbacks=callbacks, **kwargs,
         )
         self.class_weight = class_weight
+        self.loss = loss
+        self.label_smoothing = label_smoothing
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train the network on images/signals ``X`` and labels ``y``.
 
         Parameters
         ----------
         X : array-like or DataFrame
             Training inputs (see the class docstring for accepted shapes).
-        y : array-like of shape (n_samples,)
-            Labels of any type (str, int, bool...), at least two classes.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Labels of any type (str, int, bool...), at least two classes; or
+            a binary indicator matrix (multi-label: several labels per
+            sample, see Notes).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample's loss (multiplied by its
+            ``class_weight``). Samples of weight zero are left out of
+            training; ``None`` weighs all samples equally.
 
         Returns
         -------
@@ -94,23 +110,40 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
             The fitted estimator.
         """
         X, lengths, y = self._prepare(X, y, reset=True)
-        check_classification_targets(y)
-        encoder = LabelEncoder()
-        y_enc = encoder.fit_transform(y)
-        self.classes_ = encoder.classes_
-        if len(self.classes_) < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs samples of at least 2 classes; got "
-                f"1 class (label {self.classes_[0]!r})."
-            )
-        criterion_kwargs = {}
-        weights = self._class_weights(y)
-        if weights is not None:
-            criterion_kwargs["weight"] = torch.as_tensor(weights, dtype=torch.float32)
-        return self._fit(X, torch.as_tensor(y_enc, dtype=torch.long),
-                         len(self.classes_), torch.nn.CrossEntropyLoss,
-                         criterion_kwargs,
-                         lengths=lengths)
+        name = type(self).__name__
+        y = _check_targets(y, name)
+        self._multilabel = y.ndim == 2
+        if self._multilabel:
+            if self.class_weight is not None:
+                raise ValueError(
+                    f"{name}: class_weight is not supported with multi-label "
+                    f"targets; weight the samples with sample_weight instead."
+                )
+            self.classes_ = np.arange(y.shape[1])
+            self._y_dtype = y.dtype
+            y_fit, extra, task = y.astype(np.float32), None, "multilabel"
+        else:
+            check_classification_targets(y)
+            encoder = LabelEncoder()
+            y_fit = encoder.fit_transform(y)
+            self.classes_ = encoder.classes_
+            if len(self.classes_) < 2:
+                raise ValueError(
+                    f"{name} needs samples of at least 2 classes; got "
+                    f"1 class (label {self.classes_[0]!r})."
+                )
+            cw = self._class_weights(y)
+            extra = None if cw is None else cw[y_fit]
+            task = "multiclass"
+        weight = self._sample_weight(sample_weight, X, extra)
+        weight, X, lengths, y_fit = self._drop_zero_weight(weight, X, lengths, y_fit)
+        criterion, criterion_kwargs = criterion_for(
+            self.loss, task, self.label_smoothing, weighted=weight is not None,
+            name=name)
+        y_tensor = torch.as_tensor(
+            y_fit, dtype=torch.float32 if self._multilabel else torch.long)
+        return self._fit(X, y_tensor, len(self.classes_), criterion,
+                         criterion_kwargs, lengths=lengths, weight=weight)
 
     def _class_weights(self, y):
         cw = self.class_weight
@@ -142,9 +175,13 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            Rows sum to 1; columns follow ``classes_``.
+            Rows sum to 1; columns follow ``classes_``. Multi-label: the
+            probability of each label (sigmoid of its logit), shape
+            ``(n_samples, n_labels)``.
         """
         logits = torch.from_numpy(self._predict_outputs(X)).double()
+        if self._multilabel:
+            return torch.sigmoid(logits).numpy()
         return torch.softmax(logits, dim=1).numpy()
 
     def predict_log_proba(self, X):
@@ -160,6 +197,8 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         log_proba : ndarray of shape (n_samples, n_classes)
         """
         logits = torch.from_numpy(self._predict_outputs(X)).double()
+        if self._multilabel:
+            return torch.nn.functional.logsigmoid(logits).numpy()
         return torch.log_softmax(logits, dim=1).numpy()
 
     def predict(self, X):
@@ -172,21 +211,50 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
 
         Returns
         -------
-        y_pred : ndarray of shape (n_samples,)
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_labels)
+            Multi-label: the indicator matrix (a label is predicted when its
+            probability exceeds 0.5), of the dtype of ``y`` in ``fit``.
         """
         check_is_fitted(self)
-        return self.classes_[np.argmax(self._predict_outputs(X), axis=1)]
+        logits = self._predict_outputs(X)
+        if self._multilabel:
+            return (logits > 0).astype(self._y_dtype)
+        return self.classes_[np.argmax(logits, axis=1)]
 
     def _is_classifier(self):
         return True
 
     def _stratify_split(self):
-        return True
+        return not self._multilabel
+
+    def _y_validation_kwargs(self):
+        return {"multi_output": True}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = True
+        tags.classifier_tags.multi_label = True
         return tags
+
+
+def _check_targets(y, name):
+    """1-D labels, or a dense binary indicator matrix (multi-label).
+
+    A column vector is raveled with scikit-learn's DataConversionWarning;
+    other 2-D targets (several multi-class outputs) are refused.
+    """
+    if y.ndim == 2 and y.shape[1] == 1:
+        return column_or_1d(y, warn=True)
+    if y.ndim == 1:
+        return y
+    kind = type_of_target(y)
+    if kind != "multilabel-indicator":
+        raise ValueError(
+            f"{name} takes 1-D labels or a binary indicator matrix of shape "
+            f"(n_samples, n_labels) with values in {{0, 1}} (multi-label); got "
+            f"targets of shape {y.shape} of type {kind!r}."
+        )
+    return y.toarray() if sp.issparse(y) else np.asarray(y)
 
 
 _CLASSIFIER_DOC = """{summary}
@@ -291,6 +359,8 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         validation_fraction=0.1,
         patience=5,
         class_weight=None,
+        loss="cross_entropy",
+        label_smoothing=0.0,
         precision=None,
         compile=False,
         random_state=None,
@@ -309,7 +379,8 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
             lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
-            patience=patience, class_weight=class_weight, precision=precision, compile=compile,
+            patience=patience, class_weight=class_weight, loss=loss,
+            label_smoothing=label_smoothing, precision=precision, compile=compile,
             random_state=random_state, device=device, verbose=verbose,
             warm_start=warm_start, checkpoint_dir=checkpoint_dir, callbacks=callbacks, **kwargs,
         )

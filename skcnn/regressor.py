@@ -3,9 +3,10 @@
 import numpy as np
 import torch
 from sklearn.base import RegressorMixin
+from sklearn.utils import assert_all_finite
 
 from ._base import BaseCNN
-from ._compat import _fit_context
+from ._compat import StrOptions, _fit_context
 from ._docs import (
     COMMON_ATTRIBUTES,
     COMMON_PARAMS,
@@ -14,12 +15,67 @@ from ._docs import (
     SIGNAL,
     fill_doc,
 )
+from ._losses import REGRESSOR_LOSSES, criterion_for
 from ._signal import SIGNAL_CONSTRAINTS, _SignalMixin
 
 
 class _CNNRegressorBase(RegressorMixin, BaseCNN):
+    _parameter_constraints = {
+        **BaseCNN._parameter_constraints,
+        "loss": [StrOptions(set(REGRESSOR_LOSSES)), type],
+    }
+
+    def __init__(
+        self,
+        architecture="convnet",
+        *,
+        input_shape=None,
+        channels=None,
+        kernel_size=None,
+        pooling=None,
+        batch_norm=None,
+        dropout=None,
+        hidden_units=None,
+        activation=None,
+        weights=None,
+        freeze="none",
+        unfreeze_at_epoch=None,
+        lr_decay=1.0,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        batch_size=64,
+        max_epochs=30,
+        lr_schedule="onecycle",
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        loss="mse",
+        precision=None,
+        compile=False,
+        random_state=None,
+        device="auto",
+        verbose=0,
+        warm_start=False,
+        callbacks=None,
+        **kwargs,
+    ):
+        super().__init__(
+            architecture, input_shape=input_shape, channels=channels,
+            kernel_size=kernel_size, pooling=pooling, batch_norm=batch_norm,
+            dropout=dropout, hidden_units=hidden_units, activation=activation,
+            weights=weights, freeze=freeze, unfreeze_at_epoch=unfreeze_at_epoch,
+            lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            patience=patience, precision=precision, compile=compile,
+            random_state=random_state, device=device, verbose=verbose,
+            warm_start=warm_start, callbacks=callbacks, **kwargs,
+        )
+        self.loss = loss
+
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train the network on inputs ``X`` and targets ``y``.
 
         The targets are standardised internally (per output), so training
@@ -31,6 +87,11 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
             Training inputs (see the class docstring for accepted shapes).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Numeric targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample's loss (and in the mean and
+            standard deviation that standardise the targets). Samples of
+            weight zero are left out of training; ``None`` weighs all
+            samples equally.
 
         Returns
         -------
@@ -39,14 +100,22 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
         """
         X, lengths, y = self._prepare(X, y, reset=True)
         y = np.asarray(y, dtype=np.float64)
+        # Object targets are converted to floats after scikit-learn's finite
+        # check: None becomes NaN here.
+        assert_all_finite(y, input_name="y")
         self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
-        self.y_mean_ = y2.mean(axis=0)
-        scale = y2.std(axis=0)
+        weight = self._sample_weight(sample_weight, X)
+        weight, X, lengths, y2 = self._drop_zero_weight(weight, X, lengths, y2)
+        self.y_mean_ = np.average(y2, axis=0, weights=weight)
+        scale = np.sqrt(np.average((y2 - self.y_mean_) ** 2, axis=0, weights=weight))
         self.y_scale_ = np.where(scale > 0, scale, 1.0)
         y_std = ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
-        return self._fit(X, torch.from_numpy(y_std), y2.shape[1], torch.nn.MSELoss,
-                         lengths=lengths)
+        criterion, criterion_kwargs = criterion_for(
+            self.loss, "regression", weighted=weight is not None,
+            name=type(self).__name__)
+        return self._fit(X, torch.from_numpy(y_std), y2.shape[1], criterion,
+                         criterion_kwargs, lengths=lengths, weight=weight)
 
     def predict(self, X):
         """Predicted targets, in the units and shape of ``y``.
@@ -169,6 +238,7 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         early_stopping=False,
         validation_fraction=0.1,
         patience=5,
+        loss="mse",
         precision=None,
         compile=False,
         random_state=None,
@@ -187,7 +257,8 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
             lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
-            patience=patience, precision=precision, compile=compile, random_state=random_state,
+            patience=patience, loss=loss, precision=precision, compile=compile,
+            random_state=random_state,
             device=device, verbose=verbose, warm_start=warm_start,
             checkpoint_dir=checkpoint_dir, callbacks=callbacks, **kwargs,
         )
