@@ -57,6 +57,7 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
         device="auto",
         verbose=0,
         warm_start=False,
+        checkpoint_dir=None,
         callbacks=None,
         **kwargs,
     ):
@@ -70,7 +71,8 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, precision=precision, compile=compile,
             random_state=random_state, device=device, verbose=verbose,
-            warm_start=warm_start, callbacks=callbacks, **kwargs,
+            warm_start=warm_start, checkpoint_dir=checkpoint_dir,
+            callbacks=callbacks, **kwargs,
         )
         self.loss = loss
 

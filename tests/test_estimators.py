@@ -287,3 +287,21 @@ def test_precision_bf16_trains_on_cpu(small_digits):
     assert np.abs(got - expected).max() > 1e-4
     np.testing.assert_allclose(got, expected, atol=0.05)
     assert np.mean(got.argmax(1) == expected.argmax(1)) > 0.95
+
+
+@pytest.mark.parametrize(
+    "cls", [CNNClassifier, CNNRegressor, Conv1DClassifier, Conv1DRegressor])
+def test_every_estimator_takes_every_shared_parameter(cls):
+    # Each estimator spells out BaseCNN's parameters in its own __init__ (as
+    # scikit-learn requires for get_params); one left out would be silently
+    # rejected as an unexpected keyword argument.
+    import inspect
+
+    from skcnn._base import BaseCNN
+
+    shared = set(inspect.signature(BaseCNN.__init__).parameters) - {"self", "kwargs"}
+    own = set(inspect.signature(cls.__init__).parameters)
+    assert shared - own == set()
+    params = cls().get_params()
+    for name in shared:
+        assert cls(**{name: params[name]}).get_params()[name] is params[name]
