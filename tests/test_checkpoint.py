@@ -217,3 +217,19 @@ def test_early_stopping_is_not_reported_as_an_interruption():
         est = CNNClassifier(**FAST, max_epochs=30, early_stopping=True, patience=2,
                             lr=5e-2, lr_schedule=None).fit(X, y)
     assert len(est.history_) < 30
+
+
+def test_warm_start_continues_in_memory_and_overwrites_the_checkpoint(
+        small_digits, tmp_path):
+    X, y = _digits(small_digits)
+    est = CNNClassifier(**FAST, max_epochs=2, warm_start=True,
+                        checkpoint_dir=tmp_path).fit(X, y)
+    est.fit(X, y)  # continues the network: 2 more epochs, not a resume
+    assert est.history_[:, "epoch"] == [1, 2, 3, 4]
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert saved["epochs"] == 2  # the epochs of the latest fit
+
+
+def test_checkpoint_dir_must_be_a_path():
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        CNNClassifier(checkpoint_dir=3).fit(np.zeros((4, 4, 4)), [0, 1, 0, 1])
