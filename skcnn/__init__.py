@@ -1,6 +1,6 @@
 """skcnn: convolutional neural networks as scikit-learn estimators."""
 
-from . import models
+from . import inspection, models
 from .classifier import CNNClassifier, Conv1DClassifier
 from .models import get_model, list_models, register_model
 from .pretrained import PretrainedFeatureExtractor
@@ -15,6 +15,7 @@ __all__ = [
     "Conv1DRegressor",
     "PretrainedFeatureExtractor",
     "get_model",
+    "inspection",
     "list_models",
     "models",
     "register_model",
