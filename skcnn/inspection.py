@@ -276,7 +276,7 @@ def saliency(estimator, X, target=None, *, method="gradient", n_samples=20,
                 x, target=target, abs=True, additional_forward_args=extra)
             return _reduce_channels(a, "max_abs", keep_channels)
         if method == "smoothgrad":
-            span = float(x.max() - x.min()) or 1.0
+            span = float(x.detach().max() - x.detach().min()) or 1.0
             a = attr.NoiseTunnel(attr.Saliency(forward)).attribute(
                 x, nt_type="smoothgrad", nt_samples=n_samples,
                 nt_samples_batch_size=min(n_samples, 8),
@@ -410,6 +410,12 @@ def grad_cam(estimator, X, target=None, *, layer=None, relu=True, batch_size=32)
             x, target=target, additional_forward_args=_extra(mask),
             relu_attributions=relu)
         cam = _first_tensor(cam)
+        if mask is not None:
+            # Written here, not in captum: captum averages the gradients over
+            # every position, padding included, which scales a padded
+            # series' map by its share of real steps. Averaging over the real
+            # steps only makes the map independent of the padding.
+            cam = cam * (mask.shape[1] / mask.sum(1)).reshape(-1, 1, 1)
         if cam.ndim != x.ndim:
             raise ValueError(
                 f"The layer's output has shape {tuple(cam.shape)}, not a feature "
@@ -465,7 +471,8 @@ def last_conv_block(module, sample_shape):
     The last module, in the order the forward pass finishes them, whose
     output has the shape of the output of the last convolution that ran
     (so the block after its batch norm and activation, not a pooling that
-    follows). Modules called more than once are skipped.
+    follows; pooling layers are skipped, also where a 1 x 1 map keeps its
+    shape). Modules called more than once are skipped.
 
     Parameters
     ----------
@@ -487,8 +494,10 @@ def last_conv_block(module, sample_shape):
         )
     counts = Counter(name for name, _, _ in calls)
     name, _, shape = calls[convs[-1]]
-    for other, _, other_shape in calls[convs[-1] + 1:]:
-        if other_shape == shape and counts[other] == 1:
+    for other, sub, other_shape in calls[convs[-1] + 1:]:
+        # A global pooling of a 1 x 1 map keeps its shape: not a conv block.
+        if (other_shape == shape and counts[other] == 1
+                and "pool" not in type(sub).__name__.lower()):
             name = other
     return name
 
