@@ -314,3 +314,56 @@ def test_errors(images2d, monkeypatch):
     monkeypatch.setitem(sys.modules, "captum.attr", None)
     with pytest.raises(ImportError, match=r"pip install 'skcnn\[explain\]'"):
         inspection.saliency(clf, X)
+
+
+# --------------------------------------------------------------------------
+# Embeddings of a fitted estimator
+# --------------------------------------------------------------------------
+
+def test_embeddings_of_a_fitted_estimator(images2d):
+    from sklearn.pipeline import make_pipeline
+
+    from skcnn import PretrainedFeatureExtractor
+
+    clf, X, y, _ = images2d
+    extractor = PretrainedFeatureExtractor(backbone=clf).fit(X)
+    assert extractor.estimator_ is clf and extractor.n_features_out_ == 16
+    Z = extractor.transform(X.reshape(len(X), -1))  # the estimator's formats
+    with torch.no_grad():  # the input of the head: pooled last feature maps
+        expected = clf.module_.features(torch.from_numpy(X[:, None])).mean((2, 3))
+    np.testing.assert_allclose(Z, expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert list(extractor.get_feature_names_out()[:2]) == ["cnnclassifier_0",
+                                                          "cnnclassifier_1"]
+    model = make_pipeline(PretrainedFeatureExtractor(clf),
+                          LogisticRegression(max_iter=1000)).fit(X[:40], y[:40])
+    assert model.score(X[40:], y[40:]) >= 0.9
+    with pytest.raises(ValueError, match=r"leave \['input_size'\] at their defaults"):
+        PretrainedFeatureExtractor(clf, input_size=64).fit(X)
+
+
+def test_embeddings_of_padded_series(unequal1d):
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.model_selection import cross_val_score
+
+    from skcnn import PretrainedFeatureExtractor
+
+    clf, X, _ = unequal1d
+    extractor = PretrainedFeatureExtractor(FrozenEstimator(clf)).fit(X)
+    Z = extractor.transform(X)
+    assert Z.shape == (len(X), 16)
+    short = int(np.argmin([len(s) for s in X]))
+    np.testing.assert_allclose(extractor.transform([X[short]])[0], Z[short],
+                               rtol=1e-4, atol=1e-6)
+    pooled = PretrainedFeatureExtractor(clf, layer="blocks.1", pooling="max").fit(X)
+    np.testing.assert_allclose(pooled.transform([X[short]])[0],
+                               pooled.transform(X)[short], rtol=1e-4, atol=1e-6)
+    # unfitted (as clone leaves it): fitted on each training fold
+    Xs, ys, _ = pattern_series(40, seed=3)
+    est = Conv1DClassifier("fcn", **{**FCN, "max_epochs": 2})
+    pipe = PretrainedFeatureExtractor(est)
+    from sklearn.pipeline import make_pipeline
+
+    scores = cross_val_score(make_pipeline(pipe, LogisticRegression()), Xs, ys, cv=2)
+    assert scores.shape == (2,)
+    with pytest.raises(ValueError, match="y is needed"):
+        PretrainedFeatureExtractor(est).fit(Xs)
