@@ -1,6 +1,7 @@
 """skcnn: convolutional neural networks as scikit-learn estimators."""
 
 from . import inspection, models
+from ._summary import summary
 from .classifier import CNNClassifier, Conv1DClassifier
 from .models import get_model, list_models, register_model
 from .pretrained import PretrainedFeatureExtractor
@@ -19,5 +20,6 @@ __all__ = [
     "list_models",
     "models",
     "register_model",
+    "summary",
     "__version__",
 ]

@@ -367,3 +367,64 @@ def test_embeddings_of_padded_series(unequal1d):
     assert scores.shape == (2,)
     with pytest.raises(ValueError, match="y is needed"):
         PretrainedFeatureExtractor(est).fit(Xs)
+
+
+# --------------------------------------------------------------------------
+# summary
+# --------------------------------------------------------------------------
+
+class Tiny(nn.Module):
+    """conv 3x3 -> max-pool 2 -> conv 3x3 dilated 2 -> mean -> linear."""
+
+    def __init__(self, in_channels, n_outputs):
+        super().__init__()
+        self.c1 = nn.Conv2d(in_channels, 4, 3)
+        self.pool = nn.MaxPool2d(2)
+        self.c2 = nn.Conv2d(4, 6, 3, dilation=2)
+        self.fc = nn.Linear(6, n_outputs)
+
+    def forward(self, x):
+        return self.fc(self.c2(self.pool(torch.relu(self.c1(x)))).mean((2, 3)))
+
+
+def test_summary_against_hand_counts():
+    from skcnn import summary
+
+    table = summary(CNNClassifier(Tiny), input_shape=(2, 16, 16), n_outputs=3)
+    assert list(table["name"]) == ["c1", "pool", "c2", "fc"]
+    assert list(table["type"]) == ["Conv2d", "MaxPool2d", "Conv2d", "Linear"]
+    # 16 - 2 = 14; pooled 7; 7 - 2 * 2 = 3
+    assert list(table["output_shape"]) == [(4, 14, 14), (4, 7, 7), (6, 3, 3), (3,)]
+    assert list(table["trainable_params"]) == [4 * 2 * 9 + 4, 0, 6 * 4 * 9 + 6,
+                                               6 * 3 + 3]
+    # a multiply-add is 2 FLOPs, per output value
+    assert list(table["flops"]) == [2 * 2 * 9 * 4 * 14 * 14, 0,
+                                    2 * 4 * 9 * 6 * 3 * 3, 2 * 6 * 3]
+    assert table.attrs["total_params"] == 319
+    assert table.attrs["flops"] == 32148
+    # 3; + (2 - 1) = 4 at stride 2; + (3 - 1) * 2 * 2 = 12
+    assert table.attrs["receptive_field"] == (12, 12)
+    text = str(table)
+    assert "Parameters: 319 (trainable 319, frozen 0)" in text
+    assert "Receptive field of the last convolution: 12 x 12" in text
+    assert "4 x 14 x 14" in text
+
+
+def test_summary_of_fitted_and_frozen(series1d):
+    from skcnn import summary
+
+    clf = series1d[0]
+    table = summary(clf)
+    assert table.attrs["input_shape"] == (1, 64)
+    assert table.attrs["receptive_field"] == (8 + 5 + 3 - 2,)  # FCN: 14
+    assert table.attrs["total_params"] == sum(p.numel() for p in clf.module_.parameters())
+    assert summary(Conv1DClassifier("fcn", **FCN), input_shape=(64,)).attrs[
+        "total_params"] == table.attrs["total_params"]
+    frozen = summary(CNNClassifier("resnet18", freeze="backbone"),
+                     input_shape=(3, 32, 32), n_outputs=4)
+    assert frozen.attrs["trainable_params"] == 512 * 4 + 4  # the new head only
+    assert frozen.attrs["receptive_field"] == (435, 435)  # ResNet-18's
+    with pytest.raises(ValueError, match="is not fitted: pass input_shape"):
+        summary(CNNClassifier())
+    with pytest.raises(ValueError, match=r"input_shape must be \(C, L\) or \(L,\)"):
+        summary(Conv1DClassifier(), input_shape=(1, 2, 3))
