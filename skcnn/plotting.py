@@ -133,7 +133,8 @@ class HistoryDisplay:
         if lr is None:
             lr = np.full(len(epochs), float(estimator.lr))
         display = cls(epochs, column("train_loss"), valid_loss=column("valid_loss"),
-                      valid_score=column("valid_acc"), lr=lr)
+                      valid_score=column("valid_acc"), lr=lr,
+                      score_name="validation accuracy")
         return display.plot(ax=ax)
 
     def plot(self, ax=None):
