@@ -256,7 +256,7 @@ def saliency(estimator, X, target=None, *, method="gradient", n_samples=20,
 
     Returns
     -------
-    attributions : ndarray of shape (n_samples, *spatial), float32
+    attributions : ndarray of shape (n_samples, H, W) or (n_samples, L), float32
         ``(n, H, W)`` for images, ``(n, L)`` for series; zero on the
         padding of unequal-length series.
     """
@@ -338,7 +338,7 @@ def occlusion(estimator, X, target=None, *, window=None, stride=None, baseline=0
 
     Returns
     -------
-    attributions : ndarray of shape (n_samples, *spatial), float32
+    attributions : ndarray of shape (n_samples, H, W) or (n_samples, L), float32
         Positive where hiding the patch lowers the output; zero on the
         padding of unequal-length series.
     """
@@ -397,7 +397,7 @@ def grad_cam(estimator, X, target=None, *, layer=None, relu=True, batch_size=32)
 
     Returns
     -------
-    cam : ndarray of shape (n_samples, *spatial), float32
+    cam : ndarray of shape (n_samples, H, W) or (n_samples, L), float32
         ``(n, H, W)`` for images, ``(n, L)`` for series; zero on the padding
         of unequal-length series.
     """
@@ -593,7 +593,7 @@ def filters(estimator, layer=None):
 
     Returns
     -------
-    weights : ndarray of shape (out_channels, in_channels, *kernel_size), float32
+    weights : ndarray of shape (out_channels, in_channels, kh, kw) or (out_channels, in_channels, k), float32
         A copy of the filters: ``(out, in, kh, kw)`` for images, ``(out,
         in, k)`` for series.
     """

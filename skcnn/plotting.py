@@ -221,10 +221,10 @@ class AttributionDisplay:
 
     Parameters
     ----------
-    inputs : ndarray of shape (n_samples, C, *spatial)
+    inputs : ndarray of shape (n_samples, C, H, W) or (n_samples, C, L)
         The inputs as the network sees them (after the estimator's
         preprocessing).
-    attributions : dict of str to ndarray of shape (n_samples, *spatial)
+    attributions : dict of str to ndarray of shape (n_samples, H, W) or (n_samples, L)
         One map per method.
     titles : list of str, default=None
         A title per sample (e.g. the predicted label).
@@ -366,7 +366,7 @@ class FiltersDisplay:
 
     Parameters
     ----------
-    filters : ndarray of shape (out_channels, in_channels, *kernel_size)
+    filters : ndarray of shape (out_channels, in_channels, kh, kw) or (out_channels, in_channels, k)
         From :func:`skcnn.inspection.filters`.
 
     Attributes
