@@ -18,6 +18,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from ._backbones import _first_tensor
+from ._compat import Interval, validate_params
 from ._data import to_canonical
 from ._finetune import configure
 from ._utils import seed_from, torch_seed
@@ -85,6 +86,14 @@ def _human(n):
     return f"{n:,}"
 
 
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "input_shape": [None, tuple, list],
+        "n_outputs": [None, Interval(numbers.Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def summary(estimator, input_shape=None, *, n_outputs=None):
     """Layers, output shapes, parameters and FLOPs of an estimator's network.
 
@@ -153,9 +162,6 @@ def _build(estimator, input_shape, n_outputs):
         raise ValueError(f"input_shape must be {kind} for {name}; got {input_shape!r}.")
     if n_outputs is None:
         n_outputs = 2 if estimator._is_classifier() else 1
-    if (isinstance(n_outputs, bool) or not isinstance(n_outputs, numbers.Integral)
-            or n_outputs < 1):
-        raise ValueError(f"n_outputs must be a positive int; got {n_outputs!r}.")
     est = clone(estimator)
     sample = np.zeros((1,) + shape, dtype=np.float32)
     est.input_shape_ = tuple(to_canonical(sample, ndim, None, name).shape[1:])

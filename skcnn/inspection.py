@@ -39,6 +39,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ._backbones import _first_tensor
+from ._compat import Interval, StrOptions, validate_params
 from .models._layers import dry_run
 
 __all__ = ["activations", "filters", "grad_cam", "occlusion", "saliency"]
@@ -211,6 +212,21 @@ def _reduce_channels(attr, how, keep_channels):
 # Attributions
 # --------------------------------------------------------------------------
 
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "X": "no_validation",
+        "target": "no_validation",
+        "method": [StrOptions(set(SALIENCY_METHODS))],
+        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "noise_level": [Interval(Real, 0, None, closed="left")],
+        "n_steps": [Interval(Integral, 1, None, closed="left")],
+        "baseline": [Real],
+        "keep_channels": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def saliency(estimator, X, target=None, *, method="gradient", n_samples=20,
              noise_level=0.15, n_steps=32, baseline=0.0, keep_channels=False,
              batch_size=32):
@@ -261,13 +277,6 @@ def saliency(estimator, X, target=None, *, method="gradient", n_samples=20,
         padding of unequal-length series.
     """
     attr = _captum()
-    if method not in SALIENCY_METHODS:
-        raise ValueError(f"method must be one of {list(SALIENCY_METHODS)}; got {method!r}.")
-    for name, value in (("n_samples", n_samples), ("n_steps", n_steps)):
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-            raise ValueError(f"{name} must be a positive int; got {value!r}.")
-    if not isinstance(noise_level, Real) or noise_level < 0:
-        raise ValueError(f"noise_level must be a non-negative float; got {noise_level!r}.")
 
     def explain(forward, x, mask, target):
         extra = _extra(mask)
@@ -309,6 +318,18 @@ def _window(value, spatial, name):
     return out
 
 
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "X": "no_validation",
+        "target": "no_validation",
+        "window": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
+        "stride": [None, Interval(Integral, 1, None, closed="left"), tuple, list],
+        "baseline": [Real],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def occlusion(estimator, X, target=None, *, window=None, stride=None, baseline=0.0,
               batch_size=32):
     """Occlusion sensitivity: how much the output drops when a patch is hidden.
@@ -363,6 +384,17 @@ def occlusion(estimator, X, target=None, *, window=None, stride=None, baseline=0
     return _attribute(estimator, X, target, batch_size, explain)
 
 
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "X": "no_validation",
+        "target": "no_validation",
+        "layer": [None, str, nn.Module],
+        "relu": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def grad_cam(estimator, X, target=None, *, layer=None, relu=True, batch_size=32):
     """Grad-CAM: where in the input the last convolutional maps support a class.
 
@@ -528,6 +560,15 @@ def resolve_layer(estimator, layer):
     )
 
 
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "X": "no_validation",
+        "layer": [None, str, nn.Module],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+    },
+    prefer_skip_nested_validation=True,
+)
 def activations(estimator, X, layer=None, *, batch_size=64):
     """The output of one layer of the network for every sample.
 
@@ -580,6 +621,13 @@ def activations(estimator, X, layer=None, *, batch_size=64):
     return out.numpy()
 
 
+@validate_params(
+    {
+        "estimator": "no_validation",
+        "layer": [None, str, nn.Module],
+    },
+    prefer_skip_nested_validation=True,
+)
 def filters(estimator, layer=None):
     """The weights of a convolution: the first one by default.
 

@@ -307,7 +307,7 @@ def test_errors(images2d, monkeypatch):
         inspection.grad_cam(CNNClassifier(), X)
     with pytest.raises(TypeError, match="takes a fitted CNNClassifier"):
         inspection.saliency(LogisticRegression(), X)
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match="'method' parameter of saliency must be"):
         inspection.saliency(clf, X, method="guided")
     with pytest.raises(ValueError, match="window must be a positive int or 2"):
         inspection.occlusion(clf, X, window=(2, 2, 2))
