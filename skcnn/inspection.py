@@ -501,8 +501,9 @@ def last_conv_block(module, sample_shape):
     """Dotted name of the last convolutional block of ``module``.
 
     The last module, in the order the forward pass finishes them, whose
-    output has the shape of the output of the last convolution that ran
-    (so the block after its batch norm and activation, not a pooling that
+    output is a feature map on the grid of the last convolution that ran
+    (so the block after its batch norm and activation, or the
+    concatenation of an inception module's branches, not a pooling that
     follows; pooling layers are skipped, also where a 1 x 1 map keeps its
     shape). Modules called more than once are skipped.
 
@@ -527,8 +528,12 @@ def last_conv_block(module, sample_shape):
     counts = Counter(name for name, _, _ in calls)
     name, _, shape = calls[convs[-1]]
     for other, sub, other_shape in calls[convs[-1] + 1:]:
+        # The same grid, any number of channels: the concatenation of an
+        # inception module's branches is a block, its last branch is not.
         # A global pooling of a 1 x 1 map keeps its shape: not a conv block.
-        if (other_shape == shape and counts[other] == 1
+        if (other_shape is not None and len(other_shape) == len(shape)
+                and other_shape[0] == shape[0] and other_shape[2:] == shape[2:]
+                and counts[other] == 1
                 and "pool" not in type(sub).__name__.lower()):
             name = other
     return name

@@ -428,3 +428,20 @@ def test_summary_of_fitted_and_frozen(series1d):
         summary(CNNClassifier())
     with pytest.raises(ValueError, match=r"input_shape must be \(C, L\) or \(L,\)"):
         summary(Conv1DClassifier(), input_shape=(1, 2, 3))
+
+
+@pytest.mark.parametrize("ndim, name, expected", [
+    (2, "convnet", "features.2"),  # the second conv-BN-ReLU block, before its pool
+    (2, "lenet5", "features.2"),
+    (2, "inception", "features"),  # the concatenated branches, not the last branch
+    (2, "densenet", "features"),
+    (1, "fcn", "blocks.2"),
+    (1, "resnet", "blocks.2"),
+    (1, "inceptiontime", "networks.0.blocks.1"),
+])
+def test_default_layer_of_built_in_architectures(ndim, name, expected):
+    from skcnn import get_model
+
+    size = (32, 32) if ndim == 2 else (64,)
+    module = get_model(name, ndim=ndim, in_channels=1, n_outputs=2, input_size=size)
+    assert inspection.last_conv_block(module, (1, *size)) == expected
