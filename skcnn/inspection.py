@@ -364,7 +364,7 @@ def occlusion(estimator, X, target=None, *, window=None, stride=None, baseline=0
         padding of unequal-length series.
     """
     attr = _captum()
-    check_is_fitted(estimator)
+    _check_estimator(estimator)
     spatial = estimator.input_shape_[1:]
     window = _window(window, spatial, "window")
     stride = _window(stride, spatial, "stride")
