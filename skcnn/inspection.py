@@ -500,6 +500,10 @@ def _device_of(module):
 def last_conv_block(module, sample_shape):
     """Dotted name of the last convolutional block of ``module``.
 
+    Written here: captum's ``LayerGradCam`` must be given its layer, and
+    the right one differs between architectures (``layer4`` of a ResNet,
+    ``bn2`` of a timm EfficientNet, the last block of an FCN).
+
     The last module, in the order the forward pass finishes them, whose
     output is a feature map on the grid of the last convolution that ran
     (so the block after its batch norm and activation, or the
