@@ -10,12 +10,12 @@ are stated in ``pyproject.toml``.
 
 import sklearn
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.fixes import parse_version
 from sklearn.utils.validation import _check_feature_names_in, _check_sample_weight
 
 __all__ = ["Interval", "SKLEARN_VERSION", "StrOptions", "_check_feature_names_in",
-           "_check_sample_weight", "_fit_context"]
+           "_check_sample_weight", "_fit_context", "validate_params"]
 
 SKLEARN_VERSION = parse_version(parse_version(sklearn.__version__).base_version)
 
