@@ -93,9 +93,14 @@ def test_class_weight_shifts_predictions(small_digits):
     plain = CNNClassifier(**FAST).fit(X, y2)
     heavy = CNNClassifier(class_weight={0: 1.0, 1: 50.0}, **FAST).fit(X, y2)
     assert heavy.predict(X).mean() > plain.predict(X).mean()
+    # 'balanced' weighs each sample by n / (n_classes * count of its class):
+    # the same fit as passing those weights as sample_weight
     balanced = CNNClassifier(class_weight="balanced", **FAST).fit(X, y2)
-    w = balanced.net_.criterion_.weight.numpy()
-    np.testing.assert_allclose(w, len(y2) / (2 * np.bincount(y2)), rtol=1e-6)
+    by_hand = CNNClassifier(**FAST).fit(
+        X, y2, sample_weight=(len(y2) / (2 * np.bincount(y2)))[y2])
+    np.testing.assert_allclose(balanced.predict_proba(X), by_hand.predict_proba(X),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(balanced.predict_proba(X), plain.predict_proba(X), atol=1e-3)
 
 
 def test_regressor_large_scale_targets_and_shapes():
