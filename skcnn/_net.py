@@ -55,11 +55,20 @@ class _Net(NeuralNet):
         Train on batches of nearly equal size (at most ``batch_size``)
         instead of full batches and a smaller remainder; see
         :class:`~skcnn._data.BatchIterator`.
+    dist_info : skcnn._distributed.DistInfo, default=None
+        Rank and world size of a data-parallel fit (torchrun): training
+        batches are this rank's shard, the module trains wrapped in
+        ``DistributedDataParallel`` and the recorded losses are averaged
+        over the ranks; see :mod:`skcnn._distributed`.
+    sync_batch_norm : bool, default=False
+        In a data-parallel fit, normalise with the batch statistics of all
+        ranks while training.
     """
 
     def __init__(self, *args, precision=None, channels_last=False, generator=None,
                  sample_shape=None, batch_transform=None, lr_groups=None,
-                 freeze_bn=False, balanced_batches=False, **kwargs):
+                 freeze_bn=False, balanced_batches=False, dist_info=None,
+                 sync_batch_norm=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.precision = precision
         self.channels_last = channels_last
@@ -69,6 +78,11 @@ class _Net(NeuralNet):
         self.lr_groups = lr_groups
         self.freeze_bn = freeze_bn
         self.balanced_batches = balanced_batches
+        self.dist_info = dist_info
+        self.sync_batch_norm = sync_batch_norm
+        # The DDP wrapper and batch-norm swaps of a data-parallel fit; a
+        # dict, so that skorch does not register the wrapper as a module.
+        self._dist_state = {}
 
     # -- building -----------------------------------------------------------
     def initialize_module(self):
@@ -129,12 +143,50 @@ class _Net(NeuralNet):
     def get_iterator(self, dataset, training=False):
         if not isinstance(dataset, ArrayDataset):
             return super().get_iterator(dataset, training=training)
+        shard = None
+        batch_size = self.batch_size
+        if training and self.dist_info is not None:
+            shard = (self.dist_info.rank, self.dist_info.world_size)
+            batch_size = -(-batch_size // self.dist_info.world_size)
         return BatchIterator(
-            dataset, self.batch_size, shuffle=training,
+            dataset, batch_size, shuffle=training,
             generator=self.generator if training else None,
             drop_singleton=training, balanced=training and self.balanced_batches,
-            device=self.device,
+            device=self.device, shard=shard,
         )
+
+    # -- data parallelism -----------------------------------------------------
+    def _ensure_ddp(self):
+        """Wrap the module in DDP for training (again if what trains changed)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        from ._distributed import convert_sync_batchnorm
+
+        state = self._dist_state
+        if self.sync_batch_norm and "swaps" not in state:
+            state["swaps"] = convert_sync_batchnorm(self.module_)
+        trainable = tuple(p.requires_grad for p in self.module_.parameters())
+        if state.get("trainable") != trainable:
+            dev = torch.device(self.device)
+            state["ddp"] = DistributedDataParallel(
+                self.module_,
+                device_ids=[dev.index or 0] if dev.type == "cuda" else None)
+            state["trainable"] = trainable
+
+    def release_ddp(self):
+        """Drop the DDP wrapper and restore the batch-norm layers (after fit).
+
+        The wrapper holds the process group and does not pickle; the
+        trained weights live in ``module_`` all along.
+        """
+        from ._distributed import restore_batchnorm
+
+        restore_batchnorm(self._dist_state.get("swaps", []))
+        self._dist_state = {}
+
+    def _forward_module(self):
+        ddp = self._dist_state.get("ddp")
+        return ddp if ddp is not None and self.module_.training else self.module_
 
     # -- steps --------------------------------------------------------------
     def infer(self, x, **fit_params):
@@ -147,11 +199,12 @@ class _Net(NeuralNet):
             x = x.contiguous(memory_format=torch.channels_last)
         if mask is not None:
             fit_params = {**fit_params, "mask": mask.to(self.device)}
+        module = self._forward_module()
         if self.precision is None:
-            return self.module_(x, **fit_params)
+            return module(x, **fit_params)
         with torch.autocast(torch.device(self.device).type,
                             dtype=PRECISIONS[self.precision]):
-            return self.module_(x, **fit_params)
+            return module(x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         # Losses in float32 whatever the autocast dtype of the logits.
@@ -183,6 +236,8 @@ class _Net(NeuralNet):
         """skorch's epoch, reading the batch losses back once at its end."""
         if iterator is None:
             return
+        if training and self.dist_info is not None:
+            self._ensure_ddp()
         losses = []
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
@@ -191,7 +246,14 @@ class _Net(NeuralNet):
             self.history.record_batch(prefix + "_batch_size", _batch_len(batch))
             self.notify("on_batch_end", batch=batch, training=training, **step)
         if losses:
-            values = torch.stack(losses).float().cpu().tolist()
+            values = torch.stack(losses).float()
+            if self.dist_info is not None:
+                # Every rank runs as many batches: average them over the
+                # ranks, so that early stopping and the LR schedules agree.
+                from ._distributed import average
+
+                values = average(values)
+            values = values.cpu().tolist()
             for entry, value in zip(self.history[-1]["batches"][-len(losses):],
                                     values):
                 entry[prefix + "_loss"] = value

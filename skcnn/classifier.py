@@ -57,6 +57,8 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         compile=False,
         random_state=None,
         device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
         verbose=0,
         warm_start=False,
         callbacks=None,
@@ -71,7 +73,8 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, precision=precision, compile=compile, random_state=random_state,
-            device=device, verbose=verbose, warm_start=warm_start,
+            device=device, num_threads=num_threads,
+            sync_batch_norm=sync_batch_norm, verbose=verbose, warm_start=warm_start,
             callbacks=callbacks, **kwargs,
         )
         self.class_weight = class_weight
@@ -110,6 +113,84 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
                          len(self.classes_), torch.nn.CrossEntropyLoss,
                          criterion_kwargs,
                          lengths=lengths)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None):
+        """Train on one chunk of the data: one pass over ``(X, y)``.
+
+        For data that do not fit in memory or arrive over time (a
+        ``numpy.memmap`` read chunk by chunk, the blocks of a Dask array
+        with ``dask_ml.wrappers.Incremental``, a stream). The first call
+        builds the network (from this chunk's shapes) and the optimizer;
+        each later call continues with the same weights and the same
+        optimizer state. No learning-rate schedule, early stopping or
+        hold-out is used: the learning rate is ``lr`` throughout.
+        ``random_state`` makes a sequence of calls reproducible. After
+        ``fit``, ``partial_fit`` continues the fitted network.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            A chunk of training inputs (see the class docstring for shapes;
+            later chunks must have the shape of the first).
+        y : array-like of shape (n_samples,)
+            Labels of the chunk, all in ``classes``.
+        classes : array-like of shape (n_classes,), default=None
+            Every label the data hold, at least two. Required on the first
+            call (a chunk need not contain every class), optional later
+            (when given, it must be the same).
+
+        Returns
+        -------
+        self : object
+            The estimator, trained on one more chunk.
+        """
+        first = not hasattr(self, "net_")
+        X, lengths, y = self._partial_inputs(X, y)
+        check_classification_targets(y)
+        name = type(self).__name__
+        if classes is not None:
+            classes = np.unique(np.asarray(classes))
+        if first:
+            if classes is None:
+                raise ValueError(
+                    f"classes must be passed on the first call to "
+                    f"{name}.partial_fit: the list of every label in the data "
+                    f"(a chunk need not hold them all); got classes=None."
+                )
+            if len(classes) < 2:
+                raise ValueError(
+                    f"{name}.partial_fit needs at least 2 classes; got "
+                    f"classes={classes.tolist()}."
+                )
+            self.classes_ = classes
+        elif classes is not None and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"classes={classes.tolist()} differs from the classes of the "
+                f"previous calls, {self.classes_.tolist()}."
+            )
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unseen):
+            raise ValueError(
+                f"y holds labels {unseen.tolist()} that are not in classes "
+                f"{self.classes_.tolist()}."
+            )
+        criterion_kwargs = {}
+        if first:
+            if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+                raise ValueError(
+                    "class_weight='balanced' needs the whole training set and "
+                    "is not supported by partial_fit; pass a dict or an array "
+                    "of per-class weights."
+                )
+            weights = self._class_weights(y)
+            if weights is not None:
+                criterion_kwargs["weight"] = torch.as_tensor(weights,
+                                                             dtype=torch.float32)
+        y_enc = np.searchsorted(self.classes_, y)
+        return self._fit(X, torch.as_tensor(y_enc, dtype=torch.long),
+                         len(self.classes_), torch.nn.CrossEntropyLoss,
+                         criterion_kwargs, lengths=lengths, partial=True)
 
     def _class_weights(self, y):
         cw = self.class_weight
@@ -302,6 +383,8 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         compile=False,
         random_state=None,
         device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
         verbose=0,
         warm_start=False,
         callbacks=None,
@@ -316,7 +399,8 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, class_weight=class_weight, precision=precision, compile=compile,
-            random_state=random_state, device=device, verbose=verbose,
+            random_state=random_state, device=device, num_threads=num_threads,
+            sync_batch_norm=sync_batch_norm, verbose=verbose,
             warm_start=warm_start, callbacks=callbacks, **kwargs,
         )
         self.normalize = normalize

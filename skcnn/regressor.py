@@ -38,15 +38,63 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
             The fitted estimator.
         """
         X, lengths, y = self._prepare(X, y, reset=True)
+        y_std = self._standardize(y, reset=True)
+        return self._fit(X, torch.from_numpy(y_std), y_std.shape[1],
+                         torch.nn.MSELoss, lengths=lengths)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y):
+        """Train on one chunk of the data: one pass over ``(X, y)``.
+
+        For data that do not fit in memory or arrive over time (a
+        ``numpy.memmap`` read chunk by chunk, the blocks of a Dask array
+        with ``dask_ml.wrappers.Incremental``, a stream). The first call
+        builds the network and the optimizer, and fixes the target
+        standardisation (``y_mean_``, ``y_scale_``) from its chunk: make
+        the first chunk representative (shuffled data). Each later call
+        continues with the same weights and optimizer state. No
+        learning-rate schedule, early stopping or hold-out is used: the
+        learning rate is ``lr`` throughout. After ``fit``, ``partial_fit``
+        continues the fitted network.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            A chunk of training inputs (later chunks must have the shape of
+            the first).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Numeric targets of the chunk.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained on one more chunk.
+        """
+        first = not hasattr(self, "net_")
+        X, lengths, y = self._partial_inputs(X, y)
+        y_std = self._standardize(y, reset=first)
+        return self._fit(X, torch.from_numpy(y_std), y_std.shape[1],
+                         torch.nn.MSELoss, lengths=lengths, partial=True)
+
+    def _standardize(self, y, *, reset):
+        """Targets as standardised float32 ``(n, n_outputs)``.
+
+        ``reset=True`` learns ``y_mean_`` and ``y_scale_`` (per output) from
+        ``y``; otherwise the learned ones are applied.
+        """
         y = np.asarray(y, dtype=np.float64)
-        self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
-        self.y_mean_ = y2.mean(axis=0)
-        scale = y2.std(axis=0)
-        self.y_scale_ = np.where(scale > 0, scale, 1.0)
-        y_std = ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
-        return self._fit(X, torch.from_numpy(y_std), y2.shape[1], torch.nn.MSELoss,
-                         lengths=lengths)
+        if reset:
+            self._y_ndim = y.ndim
+            self.y_mean_ = y2.mean(axis=0)
+            scale = y2.std(axis=0)
+            self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        elif y2.shape[1] != len(self.y_mean_):
+            raise ValueError(
+                f"y has {y2.shape[1]} output(s), but {type(self).__name__} was "
+                f"fitted on {len(self.y_mean_)}."
+            )
+        return ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
 
     def predict(self, X):
         """Predicted targets, in the units and shape of ``y``.
@@ -181,6 +229,8 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         compile=False,
         random_state=None,
         device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
         verbose=0,
         warm_start=False,
         callbacks=None,
@@ -195,7 +245,8 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, precision=precision, compile=compile, random_state=random_state,
-            device=device, verbose=verbose, warm_start=warm_start,
+            device=device, num_threads=num_threads,
+            sync_batch_norm=sync_batch_norm, verbose=verbose, warm_start=warm_start,
             callbacks=callbacks, **kwargs,
         )
         self.normalize = normalize
