@@ -541,6 +541,7 @@ class BaseCNN(BaseEstimator):
                     net.release_ddp()
             for row in net.history[start:]:
                 row["n_threads"] = n_threads
+            net.module_.eval()  # training sets the modes it needs per batch
         if not warm:
             self._partial_net = partial
         self.net_ = net
@@ -588,18 +589,18 @@ class BaseCNN(BaseEstimator):
         out = np.empty((len(X), self._n_outputs), dtype=np.float32)
         dataset = ArrayDataset(as_tensor(X), lengths=_lengths_tensor(lengths))
         iterator = BatchIterator(dataset, max(net.batch_size, 256), device=net.device)
-        was_training = module.training
-        module.eval()
+        # The module stays in eval mode after training (see _fit): concurrent
+        # predictions (ParallelPostFit's threads) must not switch it back
+        # to training mode under each other's feet.
+        if any(m.training for m in module.modules()):
+            module.eval()
         start = 0
-        try:
-            with torch.inference_mode():
-                for Xb, _ in iterator:
-                    yb = net.infer(Xb).float()
-                    stop = start + len(yb)
-                    out[start:stop] = yb.reshape(len(yb), -1).cpu().numpy()
-                    start = stop
-        finally:
-            module.train(was_training)
+        with torch.inference_mode():
+            for Xb, _ in iterator:
+                yb = net.infer(Xb).float()
+                stop = start + len(yb)
+                out[start:stop] = yb.reshape(len(yb), -1).cpu().numpy()
+                start = stop
         return out
 
     def _batch_transform(self):
