@@ -27,8 +27,8 @@ from torch import nn
 
 from ._parallel import dist_env
 
-__all__ = ["DistInfo", "SyncBatchNorm", "convert_sync_batchnorm", "setup",
-           "restore_batchnorm"]
+__all__ = ["DistInfo", "SyncBatchNorm", "average", "average_buffers",
+           "convert_sync_batchnorm", "restore_batchnorm", "setup"]
 
 
 class DistInfo:
@@ -77,11 +77,17 @@ def average(tensor):
     return tensor.div_(dist.get_world_size())
 
 
-def broadcast_object(obj):
-    """Rank 0's value of a picklable object, on every rank."""
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
+def average_buffers(module):
+    """Average the floating-point buffers of ``module`` over the ranks.
+
+    Integer buffers (``num_batches_tracked``) take rank 0's value.
+    """
+    with torch.no_grad():
+        for buffer in module.buffers():
+            if buffer.is_floating_point():
+                average(buffer.data)
+            else:
+                dist.broadcast(buffer.data, src=0)
 
 
 class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):

@@ -177,10 +177,15 @@ class _Net(NeuralNet):
         """Drop the DDP wrapper and restore the batch-norm layers (after fit).
 
         The wrapper holds the process group and does not pickle; the
-        trained weights live in ``module_`` all along.
+        trained weights live in ``module_`` all along. The buffers (batch
+        norm's running statistics, which each rank updates from its own
+        batches) are averaged over the ranks, so that every rank ends
+        with the same network.
         """
-        from ._distributed import restore_batchnorm
+        from ._distributed import average_buffers, restore_batchnorm
 
+        if self.dist_info is not None and self._dist_state:
+            average_buffers(self.module_)
         restore_batchnorm(self._dist_state.get("swaps", []))
         self._dist_state = {}
 
@@ -236,8 +241,15 @@ class _Net(NeuralNet):
         """skorch's epoch, reading the batch losses back once at its end."""
         if iterator is None:
             return
-        if training and self.dist_info is not None:
-            self._ensure_ddp()
+        if self.dist_info is not None:
+            if training:
+                self._ensure_ddp()
+            elif self._dist_state:
+                # Validate the network every rank will end with: the batch
+                # norm statistics averaged over the ranks.
+                from ._distributed import average_buffers
+
+                average_buffers(self.module_)
         losses = []
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
