@@ -21,6 +21,8 @@ When an estimator's ``fit`` runs in a process started by ``torchrun`` (or
 Nothing is launched from here: ``torchrun`` starts the processes.
 """
 
+import os
+
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -64,7 +66,10 @@ def setup(device):
             "torch build has no torch.distributed support."
         )
     if not dist.is_initialized():
-        backend = "nccl" if str(device).startswith("cuda") else "gloo"
+        # NCCL needs a GPU per process; ranks that share a GPU use gloo.
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+        backend = ("nccl" if str(device).startswith("cuda")
+                   and torch.cuda.device_count() >= local_world else "gloo")
         if backend == "nccl":
             torch.cuda.set_device(torch.device(device))
         dist.init_process_group(backend, init_method="env://")
