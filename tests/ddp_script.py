@@ -26,6 +26,30 @@ def data():
     return X[:1200], y[:1200], X[1200:], y[1200:]
 
 
+def sync_bn_check(rank):
+    """Largest difference between SyncBatchNorm on this rank's half of a batch
+    and BatchNorm2d on the whole batch: outputs, input gradients, running
+    statistics."""
+    from skcnn._distributed import SyncBatchNorm
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 3, 4, 4, generator=gen) * 2 + 1
+    weights = torch.randn(8, 3, 4, 4, generator=gen)
+    full = torch.nn.BatchNorm2d(3)
+    x_full = x.clone().requires_grad_(True)
+    expected = full(x_full)
+    (expected * weights).sum().backward()
+    sync = SyncBatchNorm(3)
+    half = slice(4 * rank, 4 * rank + 4)
+    x_half = x[half].clone().requires_grad_(True)
+    out = sync(x_half)
+    (out * weights[half]).sum().backward()
+    diffs = [out - expected[half], x_half.grad - x_full.grad[half],
+             sync.running_mean - full.running_mean,
+             sync.running_var - full.running_var]
+    return max(float(d.detach().abs().max()) for d in diffs)
+
+
 def main(out):
     torch.set_num_threads(1)
     X, y, X_test, y_test = data()
@@ -42,6 +66,7 @@ def main(out):
             "batches": clf.history_[-1, "train_batch_count"],
         }
     rank = int(os.environ["RANK"])
+    result["sync_bn_check"] = sync_bn_check(rank)
     torch.save(result, os.path.join(out, f"rank{rank}.pt"))
     torch.distributed.destroy_process_group()
 

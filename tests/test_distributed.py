@@ -54,6 +54,15 @@ def test_every_rank_ends_with_the_same_network(ranks, name):
 
 
 @pytest.mark.slow
+def test_sync_batch_norm_uses_the_global_batch(ranks):
+    # Each rank normalised its half with the statistics of the whole batch:
+    # outputs, input gradients and running statistics as one BatchNorm2d
+    # on the whole batch.
+    assert ranks[0]["sync_bn_check"] < 1e-5
+    assert ranks[1]["sync_bn_check"] < 1e-5
+
+
+@pytest.mark.slow
 def test_each_rank_trains_on_its_half(ranks):
     # 1200 digits, global batches of 64: 600 per rank in 19 batches of <= 32.
     assert ranks[0]["plain"]["batches"] == 19

@@ -135,3 +135,10 @@ def test_the_tests_import_this_checkout():
     import skcnn
 
     assert os.path.dirname(skcnn.__file__).startswith(ROOT)
+
+
+@pytest.mark.slow
+def test_num_threads_none_takes_the_ray_task_cpus(data, ray_backend):
+    X, y = data
+    remote = ray_backend.remote(num_cpus=1)(_fit_on_worker)
+    assert ray_backend.get(remote.remote(X, y)) == (1, [1, 1], 2)
