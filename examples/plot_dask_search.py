@@ -9,8 +9,8 @@ local cluster of two worker processes (one thread each, on 127.0.0.1) runs
 an 8-candidate search over ``lr`` and ``channels`` of a
 :class:`skcnn.CNNClassifier` on 600 digits. The same code runs on a real
 cluster with ``Client("tcp://scheduler:8786")``. Each fit uses the one
-thread its worker was given (``num_threads=None``). About half a minute on
-two CPU cores (``pip install "skcnn[dask]"``)::
+thread its worker was given (``num_threads=None``). About a minute on two
+CPU cores, half of it the workers' start-up (``pip install "skcnn[dask]"``)::
 
     python examples/plot_dask_search.py [PNG path]
 """
