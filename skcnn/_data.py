@@ -227,10 +227,16 @@ class BatchIterator:
         training only.
     device : str, default=None
         Move each batch there (non-blocking from pinned memory on CUDA).
+    shard : (int, int), default=None
+        ``(rank, world_size)`` of a data-parallel fit: this rank takes the
+        rows ``rank, rank + world_size, ...`` of the epoch's order (the
+        same permutation on every rank, drawn from the same seeded
+        generator), the order wrapped around so that every rank gets
+        ``ceil(n / world_size)`` rows and runs as many batches.
     """
 
     def __init__(self, dataset, batch_size, *, shuffle=False, generator=None,
-                 drop_singleton=False, balanced=False, device=None):
+                 drop_singleton=False, balanced=False, device=None, shard=None):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -238,10 +244,32 @@ class BatchIterator:
         self.drop_singleton = drop_singleton
         self.balanced = balanced
         self.device = device
+        self.shard = shard
+
+    def _n_rows(self):
+        n = len(self.dataset)
+        if self.shard is None:
+            return n
+        return -(-n // self.shard[1])
+
+    def _order(self):
+        """Rows of this pass, in order: a LongTensor, or None for 0..n-1."""
+        n = len(self.dataset)
+        perm = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        if self.shard is None:
+            return perm
+        rank, world = self.shard
+        if perm is None:
+            perm = torch.arange(n)
+        total = self._n_rows() * world
+        if total > n:
+            perm = torch.cat([perm, perm[:total - n]] if total - n <= n
+                             else [perm] * (-(-total // n)))[:total]
+        return perm[rank::world]
 
     def batch_sizes(self):
         """The size of each batch of one pass, in order."""
-        n, bs = len(self.dataset), self.batch_size
+        n, bs = self._n_rows(), self.batch_size
         if self.balanced and n:
             k = -(-n // bs)
             q, r = divmod(n, k)
@@ -256,8 +284,7 @@ class BatchIterator:
         return len(self.batch_sizes())
 
     def __iter__(self):
-        n = len(self.dataset)
-        perm = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        perm = self._order()
         move = self.device is not None and str(self.device) != "cpu"
         non_blocking = move and str(self.device).startswith("cuda")
         stop = 0

@@ -121,7 +121,23 @@ default='adam'
         predictions. Your own torch random state is left untouched.
     device : str, default='auto'
         ``'auto'`` uses CUDA when available, else the CPU; or any torch
-        device string (``'cpu'``, ``'cuda:1'``...).
+        device string (``'cpu'``, ``'cuda:1'``...). With several GPUs,
+        ``'auto'`` in a worker of a search (Dask, Ray, joblib) or a
+        ``torchrun`` process picks ``cuda:<worker index % GPU count>``, so
+        concurrent fits spread over the GPUs.
+    num_threads : int or None, default=None
+        torch threads (intra-op) used during ``fit``, ``partial_fit`` and
+        ``predict``; torch's setting is restored afterwards. ``None``: the
+        threads the worker running the fit was given (a Dask worker's
+        ``nthreads``, a Ray task's ``num_cpus``, joblib's per-worker limit
+        of ``cpu_count() // n_jobs``), so that a search of ``k`` workers on
+        ``k`` cores does not oversubscribe them; outside a worker, torch's
+        current setting. The count used is ``n_threads_``.
+    sync_batch_norm : bool, default=False
+        In data-parallel training (a ``torchrun`` launch, see the user
+        guide's "Scaling out"), normalise with batch statistics over every
+        process instead of each process's share of the batch; on the CPU
+        as on CUDA. No effect in a single process.
     verbose : int, default=0
         0 is silent; 1 prints a per-epoch log and shows a progress bar.
     warm_start : bool, default=False
@@ -153,7 +169,11 @@ net_ : skorch.NeuralNet
     history_ : skorch.History
         Per-epoch record: ``train_loss``, ``valid_loss`` and (classifiers)
         ``valid_acc`` when validating, ``dur`` (seconds). The learning curve
-        is ``history_[:, 'train_loss']``.
+        is ``history_[:, 'train_loss']``. ``n_threads`` records the torch
+        threads of each epoch.
+    n_threads_ : int
+        torch threads used by the last ``fit``/``partial_fit`` (see
+        ``num_threads``).
     input_shape_ : tuple of int
         Shape ``(channels, {spatial})`` of one sample as the network sees it.
     n_features_in_ : int

@@ -77,12 +77,21 @@ class _Net(NeuralNet):
     stop_ : {None, 'callback', 'interrupt'}
         How the last ``partial_fit`` ended early: a callback stopped it
         (early stopping), or a ``KeyboardInterrupt`` (Ctrl-C) did.
+    dist_info : skcnn._distributed.DistInfo, default=None
+        Rank and world size of a data-parallel fit (torchrun): training
+        batches are this rank's shard, the module trains wrapped in
+        ``DistributedDataParallel`` and the recorded losses are averaged
+        over the ranks; see :mod:`skcnn._distributed`.
+    sync_batch_norm : bool, default=False
+        In a data-parallel fit, normalise with the batch statistics of all
+        ranks while training.
     """
 
     def __init__(self, *args, precision=None, channels_last=False, generator=None,
                  sample_shape=None, batch_transform=None, lr_groups=None,
                  freeze_bn=False, balanced_batches=False, record_batch_loss=False,
-                 checkpoint=None, sigint=None, **kwargs):
+                 checkpoint=None, sigint=None, dist_info=None,
+                 sync_batch_norm=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.precision = precision
         self.channels_last = channels_last
@@ -95,6 +104,11 @@ class _Net(NeuralNet):
         self.record_batch_loss = record_batch_loss
         self.checkpoint = checkpoint
         self.sigint = sigint
+        self.dist_info = dist_info
+        self.sync_batch_norm = sync_batch_norm
+        # The DDP wrapper and batch-norm swaps of a data-parallel fit; a
+        # dict, so that skorch does not register the wrapper as a module.
+        self._dist_state = {}
 
     # -- building -----------------------------------------------------------
     def initialize_module(self):
@@ -168,11 +182,16 @@ class _Net(NeuralNet):
     def get_iterator(self, dataset, training=False):
         if not isinstance(dataset, ArrayDataset):
             return super().get_iterator(dataset, training=training)
+        shard = None
+        batch_size = self.batch_size
+        if training and self.dist_info is not None:
+            shard = (self.dist_info.rank, self.dist_info.world_size)
+            batch_size = -(-batch_size // self.dist_info.world_size)
         return BatchIterator(
-            dataset, self.batch_size, shuffle=training,
+            dataset, batch_size, shuffle=training,
             generator=self.generator if training else None,
             drop_singleton=training, balanced=training and self.balanced_batches,
-            device=self.device,
+            device=self.device, shard=shard,
         )
 
     # -- the loop -----------------------------------------------------------
@@ -210,6 +229,44 @@ class _Net(NeuralNet):
                 self.stop_ = "interrupt"
             raise
 
+    # -- data parallelism -----------------------------------------------------
+    def _ensure_ddp(self):
+        """Wrap the module in DDP for training (again if what trains changed)."""
+        from torch.nn.parallel import DistributedDataParallel
+
+        from ._distributed import convert_sync_batchnorm
+
+        state = self._dist_state
+        if self.sync_batch_norm and "swaps" not in state:
+            state["swaps"] = convert_sync_batchnorm(self.module_)
+        trainable = tuple(p.requires_grad for p in self.module_.parameters())
+        if state.get("trainable") != trainable:
+            dev = torch.device(self.device)
+            state["ddp"] = DistributedDataParallel(
+                self.module_,
+                device_ids=[dev.index or 0] if dev.type == "cuda" else None)
+            state["trainable"] = trainable
+
+    def release_ddp(self):
+        """Drop the DDP wrapper and restore the batch-norm layers (after fit).
+
+        The wrapper holds the process group and does not pickle; the
+        trained weights live in ``module_`` all along. The buffers (batch
+        norm's running statistics, which each rank updates from its own
+        batches) are averaged over the ranks, so that every rank ends
+        with the same network.
+        """
+        from ._distributed import average_buffers, restore_batchnorm
+
+        if self.dist_info is not None and self._dist_state:
+            average_buffers(self.module_)
+        restore_batchnorm(self._dist_state.get("swaps", []))
+        self._dist_state = {}
+
+    def _forward_module(self):
+        ddp = self._dist_state.get("ddp")
+        return ddp if ddp is not None and self.module_.training else self.module_
+
     # -- steps --------------------------------------------------------------
     def infer(self, x, **fit_params):
         mask = None
@@ -221,11 +278,12 @@ class _Net(NeuralNet):
             x = x.contiguous(memory_format=torch.channels_last)
         if mask is not None:
             fit_params = {**fit_params, "mask": mask.to(self.device)}
+        module = self._forward_module()
         if self.precision is None:
-            return self.module_(x, **fit_params)
+            return module(x, **fit_params)
         with torch.autocast(torch.device(self.device).type,
                             dtype=PRECISIONS[self.precision]):
-            return self.module_(x, **fit_params)
+            return module(x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Mean of the per-sample losses, weighted when the batch has weights.
@@ -271,9 +329,20 @@ class _Net(NeuralNet):
         """
         if iterator is None:
             return
+        if self.dist_info is not None:
+            if training:
+                self._ensure_ddp()
+            elif self._dist_state:
+                # Validate the network every rank will end with: the batch
+                # norm statistics averaged over the ranks.
+                from ._distributed import average_buffers
+
+                average_buffers(self.module_)
         losses = []
         count = 0
-        per_batch = self.record_batch_loss
+        # A data-parallel fit averages the losses over the ranks at the end
+        # of the epoch (below), so that every rank records the same history.
+        per_batch = self.record_batch_loss and self.dist_info is None
         for batch in iterator:
             self.notify("on_batch_begin", batch=batch, training=training)
             step = step_fn(batch, **fit_params)
@@ -285,7 +354,14 @@ class _Net(NeuralNet):
             self.notify("on_batch_end", batch=batch, training=training, **step)
             count += 1
         if losses:
-            values = torch.stack(losses).float().cpu().tolist()
+            values = torch.stack(losses).float()
+            if self.dist_info is not None:
+                # Every rank runs as many batches: average them over the
+                # ranks, so that early stopping and the LR schedules agree.
+                from ._distributed import average
+
+                values = average(values)
+            values = values.cpu().tolist()
             for entry, value in zip(self.history[-1]["batches"][-len(losses):],
                                     values):
                 entry[prefix + "_loss"] = value

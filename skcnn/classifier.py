@@ -65,6 +65,8 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         compile=False,
         random_state=None,
         device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
         verbose=0,
         warm_start=False,
         checkpoint_dir=None,
@@ -80,7 +82,8 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, precision=precision, compile=compile, random_state=random_state,
-            device=device, verbose=verbose, warm_start=warm_start,
+            device=device, num_threads=num_threads,
+            sync_batch_norm=sync_batch_norm, verbose=verbose, warm_start=warm_start,
             checkpoint_dir=checkpoint_dir, callbacks=callbacks, **kwargs,
         )
         self.class_weight = class_weight
@@ -144,6 +147,97 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
             y_fit, dtype=torch.float32 if self._multilabel else torch.long)
         return self._fit(X, y_tensor, len(self.classes_), criterion,
                          criterion_kwargs, lengths=lengths, weight=weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train on one chunk of the data: one pass over ``(X, y)``.
+
+        For data that do not fit in memory or arrive over time (a
+        ``numpy.memmap`` read chunk by chunk, the blocks of a Dask array
+        with ``dask_ml.wrappers.Incremental``, a stream). The first call
+        builds the network (from this chunk's shapes) and the optimizer;
+        each later call continues with the same weights and the same
+        optimizer state. No learning-rate schedule, early stopping or
+        hold-out is used: the learning rate is ``lr`` throughout.
+        ``random_state`` makes a sequence of calls reproducible. After
+        ``fit``, ``partial_fit`` continues the fitted network.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            A chunk of training inputs (see the class docstring for shapes;
+            later chunks must have the shape of the first).
+        y : array-like of shape (n_samples,)
+            Labels of the chunk, all in ``classes``.
+        classes : array-like of shape (n_classes,), default=None
+            Every label the data hold, at least two. Required on the first
+            call (a chunk need not contain every class), optional later
+            (when given, it must be the same).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample's loss in this chunk
+            (multiplied by its ``class_weight``), as in :meth:`fit`.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained on one more chunk.
+        """
+        first = not hasattr(self, "net_")
+        X, lengths, y = self._partial_inputs(X, y)
+        name = type(self).__name__
+        if np.ndim(y) != 1:
+            raise ValueError(
+                f"{name}.partial_fit takes a 1-D array of labels; got y of shape "
+                f"{np.shape(y)}. Multi-label targets (an indicator matrix) are "
+                f"trained with fit."
+            )
+        check_classification_targets(y)
+        if classes is not None:
+            classes = np.unique(np.asarray(classes))
+        if first:
+            if classes is None:
+                raise ValueError(
+                    f"classes must be passed on the first call to "
+                    f"{name}.partial_fit: the list of every label in the data "
+                    f"(a chunk need not hold them all); got classes=None."
+                )
+            if len(classes) < 2:
+                raise ValueError(
+                    f"{name}.partial_fit needs at least 2 classes; got "
+                    f"classes={classes.tolist()}."
+                )
+            self.classes_ = classes
+        elif classes is not None and not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                f"classes={classes.tolist()} differs from the classes of the "
+                f"previous calls, {self.classes_.tolist()}."
+            )
+        unseen = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unseen):
+            raise ValueError(
+                f"y holds labels {unseen.tolist()} that are not in classes "
+                f"{self.classes_.tolist()}."
+            )
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            raise ValueError(
+                "class_weight='balanced' needs the whole training set and "
+                "is not supported by partial_fit; pass a dict or an array "
+                "of per-class weights."
+            )
+        y_enc = np.searchsorted(self.classes_, y)
+        cw = self._class_weights(y)
+        weight = self._sample_weight(sample_weight, X,
+                                     None if cw is None else cw[y_enc])
+        weight, X, lengths, y_enc = self._drop_zero_weight(weight, X, lengths, y_enc)
+        # The built-in losses compute per-sample losses whether or not a
+        # chunk is weighted, so one criterion serves every call.
+        criterion, criterion_kwargs = criterion_for(
+            self.loss, "multiclass", self.label_smoothing,
+            weighted=weight is not None, name=name)
+        self._multilabel = False
+        return self._fit(X, torch.as_tensor(y_enc, dtype=torch.long),
+                         len(self.classes_), criterion, criterion_kwargs,
+                         lengths=lengths, weight=weight, partial=True)
 
     def _class_weights(self, y):
         cw = self.class_weight
@@ -365,6 +459,8 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         compile=False,
         random_state=None,
         device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
         verbose=0,
         warm_start=False,
         checkpoint_dir=None,
@@ -381,8 +477,10 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, class_weight=class_weight, loss=loss,
             label_smoothing=label_smoothing, precision=precision, compile=compile,
-            random_state=random_state, device=device, verbose=verbose,
-            warm_start=warm_start, checkpoint_dir=checkpoint_dir, callbacks=callbacks, **kwargs,
+            random_state=random_state, device=device, num_threads=num_threads,
+            sync_batch_norm=sync_batch_norm, verbose=verbose,
+            warm_start=warm_start, checkpoint_dir=checkpoint_dir, callbacks=callbacks,
+            **kwargs,
         )
         self.normalize = normalize
         self.augment = augment

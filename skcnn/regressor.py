@@ -55,6 +55,8 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
         compile=False,
         random_state=None,
         device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
         verbose=0,
         warm_start=False,
         checkpoint_dir=None,
@@ -70,7 +72,8 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, precision=precision, compile=compile,
-            random_state=random_state, device=device, verbose=verbose,
+            random_state=random_state, device=device, num_threads=num_threads,
+            sync_batch_norm=sync_batch_norm, verbose=verbose,
             warm_start=warm_start, checkpoint_dir=checkpoint_dir,
             callbacks=callbacks, **kwargs,
         )
@@ -101,23 +104,81 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
             The fitted estimator.
         """
         X, lengths, y = self._prepare(X, y, reset=True)
+        X, lengths, y_std, weight = self._targets(X, lengths, y, sample_weight,
+                                                  reset=True)
+        return self._fit(X, torch.from_numpy(y_std), y_std.shape[1],
+                         *self._criterion(weight), lengths=lengths, weight=weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train on one chunk of the data: one pass over ``(X, y)``.
+
+        For data that do not fit in memory or arrive over time (a
+        ``numpy.memmap`` read chunk by chunk, the blocks of a Dask array
+        with ``dask_ml.wrappers.Incremental``, a stream). The first call
+        builds the network and the optimizer, and fixes the target
+        standardisation (``y_mean_``, ``y_scale_``) from its chunk: make
+        the first chunk representative (shuffled data). Each later call
+        continues with the same weights and optimizer state. No
+        learning-rate schedule, early stopping or hold-out is used: the
+        learning rate is ``lr`` throughout. After ``fit``, ``partial_fit``
+        continues the fitted network.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            A chunk of training inputs (later chunks must have the shape of
+            the first).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Numeric targets of the chunk.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample's loss in this chunk, as in
+            :meth:`fit`.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained on one more chunk.
+        """
+        first = not hasattr(self, "net_")
+        X, lengths, y = self._partial_inputs(X, y)
+        X, lengths, y_std, weight = self._targets(X, lengths, y, sample_weight,
+                                                  reset=first)
+        return self._fit(X, torch.from_numpy(y_std), y_std.shape[1],
+                         *self._criterion(weight), lengths=lengths, weight=weight,
+                         partial=True)
+
+    def _criterion(self, weight):
+        return criterion_for(self.loss, "regression", weighted=weight is not None,
+                             name=type(self).__name__)
+
+    def _targets(self, X, lengths, y, sample_weight, *, reset):
+        """Samples of non-zero weight, standardised targets, their weights.
+
+        ``reset=True`` learns ``y_mean_`` and ``y_scale_`` (per output,
+        weighted by ``sample_weight``) from ``y``; otherwise the learned ones
+        are applied.
+        """
         y = np.asarray(y, dtype=np.float64)
         # Object targets are converted to floats after scikit-learn's finite
         # check: None becomes NaN here.
         assert_all_finite(y, input_name="y")
-        self._y_ndim = y.ndim
         y2 = y.reshape(len(y), -1)
         weight = self._sample_weight(sample_weight, X)
         weight, X, lengths, y2 = self._drop_zero_weight(weight, X, lengths, y2)
-        self.y_mean_ = np.average(y2, axis=0, weights=weight)
-        scale = np.sqrt(np.average((y2 - self.y_mean_) ** 2, axis=0, weights=weight))
-        self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        if reset:
+            self._y_ndim = y.ndim
+            self.y_mean_ = np.average(y2, axis=0, weights=weight)
+            scale = np.sqrt(np.average((y2 - self.y_mean_) ** 2, axis=0,
+                                       weights=weight))
+            self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        elif y2.shape[1] != len(self.y_mean_):
+            raise ValueError(
+                f"y has {y2.shape[1]} output(s), but {type(self).__name__} was "
+                f"fitted on {len(self.y_mean_)}."
+            )
         y_std = ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
-        criterion, criterion_kwargs = criterion_for(
-            self.loss, "regression", weighted=weight is not None,
-            name=type(self).__name__)
-        return self._fit(X, torch.from_numpy(y_std), y2.shape[1], criterion,
-                         criterion_kwargs, lengths=lengths, weight=weight)
+        return X, lengths, y_std, weight
 
     def predict(self, X):
         """Predicted targets, in the units and shape of ``y``.
@@ -245,6 +306,8 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         compile=False,
         random_state=None,
         device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
         verbose=0,
         warm_start=False,
         checkpoint_dir=None,
@@ -260,8 +323,8 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
             patience=patience, loss=loss, precision=precision, compile=compile,
-            random_state=random_state,
-            device=device, verbose=verbose, warm_start=warm_start,
+            random_state=random_state, device=device, num_threads=num_threads,
+            sync_batch_norm=sync_batch_norm, verbose=verbose, warm_start=warm_start,
             checkpoint_dir=checkpoint_dir, callbacks=callbacks, **kwargs,
         )
         self.normalize = normalize
