@@ -12,7 +12,7 @@ import inspect
 import re
 
 __all__ = ["CLASSIFIER_RECIPE", "COMMON_ATTRIBUTES", "COMMON_PARAMS", "IMAGE",
-           "IMAGE_INPUT_NOTES", "REGRESSOR_RECIPE", "SIGNAL", "fill_doc"]
+           "REGRESSOR_RECIPE", "SIGNAL", "fill_doc"]
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -78,7 +78,9 @@ architecture : str or nn.Module subclass, default='convnet'
     {signal_params}{image_params}optimizer : {'adam', 'adamw', 'sgd', 'rmsprop'} or Optimizer subclass, \
 default='adam'
         ``'sgd'`` uses momentum 0.9. Other optimizer arguments go through
-        ``optimizer__<name>=value``.
+        ``optimizer__<name>=value``. The ``'onecycle'`` schedule cycles the
+        momentum (Adam's first beta) between 0.95 and 0.85 unless
+        ``optimizer__momentum`` or ``optimizer__betas`` is given.
     lr : float, default={default_lr}
         Learning rate (the peak rate of the ``'onecycle'`` schedule).
     weight_decay : float, default=0.0
@@ -92,10 +94,11 @@ default='adam'
     max_epochs : int, default={default_max_epochs}
         Passes over the training data.
     lr_schedule : {'onecycle', 'cosine', 'plateau'} or None, default='onecycle'
-        Learning-rate schedule: one-cycle (warm-up then annealing, stepped
-        every batch), cosine annealing over ``max_epochs``,
-        ``ReduceLROnPlateau`` on the validation (else training) loss, or a
-        constant rate.
+        Learning-rate schedule: one-cycle (warm-up from ``lr / 25`` to
+        ``lr`` over 30% of the steps, then annealing, stepped every batch),
+        cosine annealing over ``max_epochs``, ``ReduceLROnPlateau`` (x0.3
+        after more than ``patience // 2`` epochs without improvement of the
+        validation, else training, loss), or a constant rate.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified
         for classifiers), stop when the validation loss has not improved for
@@ -121,12 +124,39 @@ default='adam'
         predictions. Your own torch random state is left untouched.
     device : str, default='auto'
         ``'auto'`` uses CUDA when available, else the CPU; or any torch
-        device string (``'cpu'``, ``'cuda:1'``...).
+        device string (``'cpu'``, ``'cuda:1'``...). With several GPUs,
+        ``'auto'`` in a worker of a search (Dask, Ray, joblib) or a
+        ``torchrun`` process picks ``cuda:<worker index % GPU count>``, so
+        concurrent fits spread over the GPUs.
+    num_threads : int or None, default=None
+        torch threads (intra-op) used during ``fit``, ``partial_fit`` and
+        ``predict``; torch's setting is restored afterwards. ``None``: the
+        threads the worker running the fit was given (a Dask worker's
+        ``nthreads``, a Ray task's ``num_cpus``, joblib's per-worker limit
+        of ``cpu_count() // n_jobs``), so that a search of ``k`` workers on
+        ``k`` cores does not oversubscribe them; outside a worker, torch's
+        current setting. The count used is ``n_threads_``.
+    sync_batch_norm : bool, default=False
+        In data-parallel training (a ``torchrun`` launch, see the user
+        guide's "Scaling out"), normalise with batch statistics over every
+        process instead of each process's share of the batch; on the CPU
+        as on CUDA. No effect in a single process.
     verbose : int, default=0
         0 is silent; 1 prints a per-epoch log and shows a progress bar.
     warm_start : bool, default=False
         Continue training the fitted network on the next ``fit`` (when the
         data's shapes and outputs are unchanged) instead of starting anew.
+    checkpoint_dir : str, path or None, default=None
+        Directory where ``fit`` saves a checkpoint after every epoch (the
+        network, optimiser, learning-rate schedule, early stopping's state,
+        random states and history; written atomically). ``fit`` with a
+        checkpoint there resumes from it: a fit killed after epoch ``k`` and
+        run again with the same parameters, data and ``random_state`` ends
+        as the uninterrupted fit would have (on the CPU, with the same
+        weights). A checkpoint of another fit (other parameters or data) is
+        refused with a ``ValueError``; a finished one returns the trained
+        network without training. Use one directory per fit (not one
+        shared by a grid search). See the user guide, "Persistence".
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks (checkpoints, loggers...).
     **kwargs : dict
@@ -142,7 +172,11 @@ net_ : skorch.NeuralNet
     history_ : skorch.History
         Per-epoch record: ``train_loss``, ``valid_loss`` and (classifiers)
         ``valid_acc`` when validating, ``dur`` (seconds). The learning curve
-        is ``history_[:, 'train_loss']``.
+        is ``history_[:, 'train_loss']``. ``n_threads`` records the torch
+        threads of each epoch.
+    n_threads_ : int
+        torch threads used by the last ``fit``/``partial_fit`` (see
+        ``num_threads``).
     input_shape_ : tuple of int
         Shape ``(channels, {spatial})`` of one sample as the network sees it.
     n_features_in_ : int
@@ -263,6 +297,17 @@ IMAGE_ATTRIBUTES = """
 
 IMAGE = dict(
     ndim=2,
+    intro=(
+        "Accepts ``(n, C, H, W)``, ``(n, H, W, C)`` and grey ``(n, H, W)`` "
+        "arrays (float in [0, 1], or uint8 / uint16 scaled by 255 / 65535 per "
+        "batch, without a float copy of the whole set), flat ``(n, d)`` arrays "
+        "read through ``input_shape``, lists of images of any sizes (arrays or "
+        "PIL images), lists or 1-D arrays of image file paths and "
+        "``torch.utils.data.Dataset`` objects of images (or of ``(image, target)`` "
+        "pairs, whose ``targets`` attribute serves as ``y`` when ``y`` is None); "
+        "the last three are read in batches by ``num_workers`` background "
+        "processes (see the user guide's *Images* page)."
+    ),
     signal_params="",
     image_params=IMAGE_PARAMS,
     image_attributes=IMAGE_ATTRIBUTES,
@@ -274,6 +319,9 @@ IMAGE = dict(
 )
 SIGNAL = dict(
     ndim=1,
+    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
+           "arrays, wide and nested (sktime) DataFrames and lists of series "
+           "of unequal length (see Notes)."),
     signal_params=SIGNAL_PARAMS,
     image_params="",
     image_attributes="",
@@ -283,19 +331,6 @@ SIGNAL = dict(
     spatial="length",
 )
 
-
-
-IMAGE_INPUT_NOTES = (
-    "Accepts ``(n, C, H, W)``, ``(n, H, W, C)`` and grey ``(n, H, W)`` "
-    "arrays (float in [0, 1], or uint8 / uint16 scaled by 255 / 65535 per "
-    "batch, without a float copy of the whole set), flat ``(n, d)`` arrays "
-    "read through ``input_shape``, lists of images of any sizes (arrays or "
-    "PIL images), lists or 1-D arrays of image file paths and "
-    "``torch.utils.data.Dataset`` objects of images (or of ``(image, target)`` "
-    "pairs, whose ``targets`` attribute serves as ``y`` when ``y`` is None); "
-    "the last three are read in batches by ``num_workers`` background "
-    "processes (see the user guide's *Images* page)."
-)
 
 
 def fill_doc(**pieces):

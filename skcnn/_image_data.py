@@ -21,6 +21,7 @@ the same tensor as the equivalent ``(n, C, H, W)`` float array:
 """
 
 import os
+import zlib
 
 import numpy as np
 import torch
@@ -110,8 +111,52 @@ class ImageSource:
     def __len__(self):
         return len(self.data)
 
-    def make_dataset(self, y=None):
-        return ImageDataset(self, y)
+    def make_dataset(self, y=None, weight=None):
+        return ImageDataset(self, y, weight=weight)
+
+    def __getitem__(self, keep):
+        """The images of the rows ``keep`` (a boolean mask or indices).
+
+        Lists and paths are subset as lists, arrays by indexing (a copy), a
+        torch Dataset through ``torch.utils.data.Subset`` (nothing is read).
+        """
+        rows = np.arange(len(self))[keep].tolist()
+        if self.kind == "array":
+            data = self.data[rows]
+        elif self.kind == "dataset":
+            data = torch.utils.data.Subset(self.data, rows)
+        else:
+            data = [self.data[i] for i in rows]
+        return ImageSource(self.kind, data, self.data_format, self.config,
+                           self.channels, self.size, self.num_workers)
+
+    def fingerprint(self):
+        """CRC-32 of what identifies these images, for ``checkpoint_dir``.
+
+        File paths: each path with its file's size and modification time;
+        arrays and lists of images: their pixels. A torch Dataset cannot be
+        fingerprinted without reading it all: ``None``.
+        """
+        crc = zlib.crc32(repr((self.kind, self.data_format, self.channels,
+                               self.size, sorted(self.config.items()))).encode())
+        if self.kind == "dataset":
+            return None
+        if self.kind == "paths":
+            for path in self.data:
+                st = os.stat(path)
+                crc = zlib.crc32(f"{os.fspath(path)}|{st.st_size}|{st.st_mtime_ns}\n"
+                                 .encode(), crc)
+            return crc
+        for item in (self.data if self.kind == "list" else [self.data]):
+            if type(item).__module__.startswith("PIL."):
+                crc = zlib.crc32(f"{item.mode}{item.size}".encode(), crc)
+                crc = zlib.crc32(item.tobytes(), crc)
+            else:
+                array = np.ascontiguousarray(
+                    item.detach().cpu().numpy() if torch.is_tensor(item) else item)
+                crc = zlib.crc32(f"{array.dtype}{array.shape}".encode(), crc)
+                crc = zlib.crc32(memoryview(array).cast("B"), crc)
+        return crc
 
     # -- reading one image ------------------------------------------------
     def describe(self, i):
@@ -194,10 +239,11 @@ class ImageDataset(torch.utils.data.Dataset):
     validation split (``y``, ``indices``, ``subset``).
     """
 
-    def __init__(self, source, y=None, indices=None):
+    def __init__(self, source, y=None, indices=None, weight=None):
         self.source = source
         self.y = y
         self.indices = indices
+        self.weight = weight
 
     def __len__(self):
         return len(self.source) if self.indices is None else len(self.indices)
@@ -206,12 +252,16 @@ class ImageDataset(torch.utils.data.Dataset):
         indices = torch.as_tensor(indices, dtype=torch.long)
         if self.indices is not None:
             indices = self.indices[indices]
-        return ImageDataset(self.source, self.y, indices)
+        return ImageDataset(self.source, self.y, indices, self.weight)
 
     def __getitem__(self, i):
         i = int(i if self.indices is None else self.indices[i])
         x = self.source.tensor(i)
-        return x, (torch.zeros(0) if self.y is None else self.y[i])
+        if self.y is None:
+            return x, torch.zeros(0)
+        if self.weight is not None:  # collated to {'y': yb, 'w': wb}, as ArrayDataset's
+            return x, {"y": self.y[i], "w": self.weight[i]}
+        return x, self.y[i]
 
     def loader(self, batch_size, *, training=False, generator=None, balanced=False,
                pin_memory=False):

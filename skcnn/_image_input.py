@@ -63,8 +63,12 @@ class _RawImages:
     def __len__(self):
         return len(self.array)
 
-    def make_dataset(self, y=None):
-        return ArrayDataset(as_tensor(self.array), y, scale=self.scale,
+    def __getitem__(self, keep):
+        """The images of the rows ``keep`` (a boolean mask or indices; a copy)."""
+        return _RawImages(self.array[keep], self.scale, self.channels_last)
+
+    def make_dataset(self, y=None, weight=None):
+        return ArrayDataset(as_tensor(self.array), y, weight=weight, scale=self.scale,
                             channels_last=self.channels_last)
 
 

@@ -7,11 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.dummy import DummyRegressor
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from skcnn import CNNClassifier, CNNRegressor, Conv1DClassifier, Conv1DRegressor
+from skcnn.models.convnet import ConvNet
+from skcnn.models.lenet import LeNet5
 
 from .conftest import FAST
 
@@ -55,22 +58,49 @@ def test_grid_search(small_digits, n_jobs):
 
 def test_grid_search_over_architectures_and_routed_params(small_digits):
     X, y = small_digits
+    expected = {"convnet": ConvNet, "lenet5": LeNet5}
+    seen = []
+
+    def scorer(est, X, y):
+        # Every fitted candidate built the architecture it was given (LeNet5
+        # subclasses ConvNet: the exact class) and its optimizer got the eps.
+        assert type(est.module_) is expected[est.architecture]
+        assert est.net_.optimizer_.param_groups[0]["eps"] == est.optimizer__eps
+        seen.append((est.architecture, est.optimizer__eps))
+        return est.score(X, y)
+
     grid = GridSearchCV(
         CNNClassifier(max_epochs=2, random_state=0),
-        {"architecture": ["convnet", "lenet5"], "optimizer__eps": [1e-8]},
-        cv=2,
+        {"architecture": ["convnet", "lenet5"], "optimizer__eps": [1e-8, 1e-3]},
+        cv=2, scoring=scorer, error_score="raise",
     ).fit(X, y)
-    assert {p["architecture"] for p in grid.cv_results_["params"]} == {
-        "convnet", "lenet5"}
+    assert sorted(set(seen)) == [("convnet", 1e-8), ("convnet", 1e-3),
+                                 ("lenet5", 1e-8), ("lenet5", 1e-3)]
+    assert len(seen) == 4 * 2  # 4 candidates, 2 folds
+    assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
+    best = grid.best_estimator_
+    assert type(best.module_) is expected[grid.best_params_["architecture"]]
+    assert best.net_.optimizer_.param_groups[0]["eps"] == \
+        grid.best_params_["optimizer__eps"]
 
 
-def test_cross_val_score_regressor():
+def test_cross_validated_regressor_beats_the_mean():
+    """The amplitude of a bump at a random place: learnable by convolutions."""
     rng = np.random.RandomState(0)
-    X = rng.rand(90, 30).astype(np.float32)
-    y = X[:, :10].sum(axis=1)
-    scores = cross_val_score(Conv1DRegressor(**{**FAST, "max_epochs": 2}), X, y,
-                             cv=3)
-    assert scores.shape == (3,) and np.isfinite(scores).all()
+    n, length = 120, 32
+    X = rng.normal(scale=0.3, size=(n, length)).astype(np.float32)
+    y = rng.uniform(0.5, 3.0, n)
+    start = rng.randint(0, length - 6, n)
+    for i in range(n):
+        X[i, start[i]:start[i] + 6] += y[i]
+    cv = KFold(3, shuffle=True, random_state=0)
+    reg = Conv1DRegressor("convnet", channels=(8, 16), max_epochs=12,
+                          random_state=0)
+    scores = cross_val_score(reg, X, y, cv=cv, error_score="raise")
+    dummy = cross_val_score(DummyRegressor(), X, y, cv=cv)
+    assert scores.shape == (3,)
+    assert scores.min() > 0.7  # measured 0.81-0.93
+    assert np.all(dummy < 0.01)
 
 
 @pytest.mark.parametrize("Est", [CNNClassifier, CNNRegressor, Conv1DClassifier,

@@ -42,7 +42,9 @@ MASKED = [name for name in NAMES if takes_mask(name)]
 
 
 def test_published_families_are_registered():
-    assert {"convnet", "fcn", "resnet", "inceptiontime"} <= set(NAMES)
+    # Pinned: the parametrized tests loop over NAMES, so a family dropped
+    # from the registry would otherwise go untested without a failure.
+    assert NAMES == ["convnet", "fcn", "inceptiontime", "resnet"]
     assert {"fcn", "resnet", "inceptiontime"} <= set(MASKED)
 
 
@@ -167,20 +169,46 @@ def test_inceptiontime_ensemble_averages_independent_networks():
     torch.testing.assert_close(net(x, mask), mean)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_a_few_steps_reduce_the_training_loss(name):
-    gen = torch.Generator().manual_seed(0)
-    t = torch.linspace(0, 6.28, 24)
-    y = torch.arange(16) % 2
-    x = torch.randn(16, 1, 24, generator=gen) * 0.3
-    x[y == 1, 0] += torch.sin(t)
-    net = build(name, length=24).train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(8):
+def bumps(n, seed, length=32):
+    """Class 1 carries one sine period at a random place; class 0 noise only."""
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    x = torch.randn(n, 1, length, generator=gen) * 0.5
+    start = torch.randint(0, length - 12, (n,), generator=gen)
+    wave = torch.sin(torch.linspace(0, 6.28, 12))
+    for i in torch.nonzero(y == 1).flatten():
+        x[i, 0, start[i]:start[i] + 12] += wave
+    return x, y
+
+
+# Small members of each family (the published sizes take minutes here), and
+# the held-out accuracy each must reach; measured 2026-12-02: convnet 0.80,
+# fcn 0.945, resnet 0.935, inceptiontime 0.93. A constant predictor scores
+# 0.5, and so does every network fed zeros instead of the series.
+LEARNS = {
+    "convnet": (dict(channels=(8, 16), hidden_units=(16,)), 0.7),
+    "fcn": (dict(channels=(16, 32, 16)), 0.85),
+    "resnet": (dict(channels=(16, 32, 32)), 0.8),
+    "inceptiontime": (dict(depth=3, channels=8, bottleneck=8), 0.8),
+}
+
+
+def test_every_family_is_checked_for_learning():
+    assert set(LEARNS) == set(NAMES)
+
+
+@pytest.mark.parametrize("name", sorted(LEARNS))
+def test_training_beats_a_constant_predictor_on_held_out_series(name):
+    config, threshold = LEARNS[name]
+    x, y = bumps(64, seed=0)
+    x_test, y_test = bumps(200, seed=1)
+    net = build(name, length=32, **config).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(30):
         optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(net(x), y)
-        loss.backward()
+        nn.functional.cross_entropy(net(x), y).backward()
         optimizer.step()
-        losses.append(loss.item())
-    assert sum(losses[-3:]) / 3 < losses[0]
+    net.eval()
+    with torch.no_grad():
+        accuracy = (net(x_test).argmax(1) == y_test).float().mean().item()
+    assert accuracy >= threshold

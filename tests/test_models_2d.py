@@ -147,6 +147,13 @@ def test_bad_input_size_raises(name, request):
         _build(name, input_size=(8,))
 
 
+def test_registered_families_are_pinned():
+    # Every test here loops over MODELS: a family dropped from the registry
+    # (or never imported) would otherwise go untested without a failure.
+    assert MODELS == ["convnet", "densenet", "inception", "lenet5", "resnet",
+                      "vgg"]
+
+
 def test_unknown_name_lists_the_registered_ones():
     with pytest.raises(ValueError, match="Registered ones") as info:
         get_model("alexnet", ndim=2, in_channels=1, n_outputs=2, input_size=(8, 8))
