@@ -352,8 +352,8 @@ def test_uint8_arrays_are_not_copied_to_float(rgb, monkeypatch):
     seen = []
     make = base._make_dataset
 
-    def spy(X, y_tensor, lengths):
-        seen.append(make(X, y_tensor, lengths))
+    def spy(X, y_tensor, lengths, weight=None):
+        seen.append(make(X, y_tensor, lengths, weight))
         return seen[-1]
 
     monkeypatch.setattr(base, "_make_dataset", spy)
