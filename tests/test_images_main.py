@@ -127,16 +127,18 @@ def test_checkpoint_refuses_a_torch_dataset(rgb, tmp_path):
         est.fit(data, y)
 
 
-def test_partial_fit_reads_uint8_channels_last(rgb):
+def test_partial_fit_reads_uint8_channels_last_and_lists(rgb):
     images, y = rgb
     est = {}
-    for name, X in {"uint8": images, "float": _float(images)}.items():
+    for name, X in {"uint8": images, "list": list(images),
+                    "float": _float(images)}.items():
         clf = CNNClassifier(**FAST)
         clf.partial_fit(X[:30], y[:30], classes=[0, 1, 2])
         clf.partial_fit(X[30:], y[30:])
         assert clf.input_shape_ == (3, 8, 8)
         est[name] = clf.predict_proba(X)
     np.testing.assert_allclose(est["uint8"], est["float"], atol=1e-5)
+    np.testing.assert_allclose(est["list"], est["float"], atol=1e-5)
 
 
 def test_save_load_keeps_preprocessing(rgb, tmp_path):
