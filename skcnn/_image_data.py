@@ -114,6 +114,13 @@ class ImageSource:
     def make_dataset(self, y=None, weight=None):
         return ImageDataset(self, y, weight=weight)
 
+    def stack(self):
+        """All the images as the network sees them: float ``(n, C, h, w)``.
+
+        Read one at a time, in this process (for :mod:`skcnn.inspection`).
+        """
+        return torch.stack([self.tensor(i) for i in range(len(self))])
+
     def __getitem__(self, keep):
         """The images of the rows ``keep`` (a boolean mask or indices).
 

@@ -71,6 +71,12 @@ class _RawImages:
         return ArrayDataset(as_tensor(self.array), y, weight=weight, scale=self.scale,
                             channels_last=self.channels_last)
 
+    def stack(self):
+        """All the images as the network sees them: float ``(n, C, H, W)``, a copy."""
+        dataset = self.make_dataset()
+        Xb, _ = dataset.batch(slice(None))
+        return dataset.finish(Xb).contiguous().clone()
+
 
 class _ImageMixin:
     """Image formats, ``input_size``, ``augment`` and ``tta`` for the 2-D estimators.

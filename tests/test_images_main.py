@@ -154,3 +154,17 @@ def test_save_load_keeps_preprocessing(rgb, tmp_path):
     assert loaded.preprocessing_ == reg.preprocessing_
     assert loaded.preprocessing_["input_size"] == (8, 8)
     np.testing.assert_array_equal(loaded.predict(sizes), reg.predict(sizes))
+
+
+def test_inspection_reads_every_image_format(rgb):
+    from skcnn import inspection
+
+    images, y = rgb
+    clf = CNNClassifier(**FAST).fit(images, y)
+    X = images[:5]
+    expected = inspection.grad_cam(clf, _float(X))
+    for name, Xi in {"uint8 channels-last": X, "list of arrays": list(X)}.items():
+        np.testing.assert_allclose(inspection.grad_cam(clf, Xi), expected,
+                                   rtol=1e-5, atol=1e-7, err_msg=name)
+    np.testing.assert_allclose(inspection.occlusion(clf, list(X)),
+                               inspection.occlusion(clf, _float(X)), rtol=1e-5, atol=1e-7)
