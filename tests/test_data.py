@@ -65,3 +65,16 @@ def test_a_subset_of_a_subset_keeps_rows_targets_and_lengths():
     assert torch.equal(Xb["mask"], torch.tensor([[True, True], [True, False]]))
     Xs, ys = next(iter(BatchIterator(sub, 8, device="cpu")))
     assert torch.equal(Xs["mask"], Xb["mask"]) and torch.equal(ys, yb)
+
+
+@pytest.mark.parametrize("n, kwargs, sizes", [
+    (5, {}, [4, 1]),  # prediction: every row, in full batches
+    (5, {"drop_singleton": True}, [4]),
+    (9, {"drop_singleton": True}, [4, 4]),
+    (5, {"balanced": True}, [3, 2]),
+])
+def test_batch_iterator_defaults_keep_every_row(n, kwargs, sizes):
+    data = ArrayDataset(torch.arange(float(n))[:, None, None])
+    it = BatchIterator(data, 4, **kwargs)
+    assert it.batch_sizes() == sizes
+    assert [len(Xb) for Xb, _ in it] == sizes
