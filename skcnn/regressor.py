@@ -11,6 +11,7 @@ from ._docs import (
     COMMON_ATTRIBUTES,
     COMMON_PARAMS,
     IMAGE,
+    REGRESSOR_LOSS_PARAMS,
     REGRESSOR_RECIPE,
     SIGNAL,
     fill_doc,
@@ -150,6 +151,7 @@ _REGRESSOR_DOC = """{summary}
     Parameters
     ----------
     {params}
+    {loss_params}
 
     Attributes
     ----------
@@ -166,7 +168,9 @@ _REGRESSOR_DOC = """{summary}
     Notes
     -----
     The network is trained with the mean squared error of the standardised
-    targets.{signal_notes}
+    targets (see ``loss``). Predictions do not depend on the batch: every
+    prediction batch has the same size, so a sample's prediction is the
+    same alone or with others.{signal_notes}
 
     Examples
     --------
@@ -177,6 +181,7 @@ _REGRESSOR_DOC = """{summary}
 @fill_doc(
     **IMAGE,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES,
+    loss_params=REGRESSOR_LOSS_PARAMS,
     summary="Convolutional neural network regressor for images.",
     intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
            "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
@@ -200,6 +205,7 @@ class CNNRegressor(_CNNRegressorBase):
 @fill_doc(
     **SIGNAL,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES, recipe=REGRESSOR_RECIPE,
+    loss_params=REGRESSOR_LOSS_PARAMS,
     summary="1-D convolutional neural network regressor for signals and series.",
     intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
            "arrays, wide and nested (sktime) DataFrames and lists of series "

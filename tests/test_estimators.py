@@ -91,9 +91,13 @@ def test_class_weight_shifts_predictions(small_digits):
     plain = CNNClassifier(**FAST).fit(X, y2)
     heavy = CNNClassifier(class_weight={0: 1.0, 1: 50.0}, **FAST).fit(X, y2)
     assert heavy.predict(X).mean() > plain.predict(X).mean()
+    # 'balanced' weighs each sample's loss by n / (2 * count of its class),
+    # exactly as those sample weights would.
     balanced = CNNClassifier(class_weight="balanced", **FAST).fit(X, y2)
-    w = balanced.net_.criterion_.weight.numpy()
-    np.testing.assert_allclose(w, len(y2) / (2 * np.bincount(y2)), rtol=1e-6)
+    w = (len(y2) / (2 * np.bincount(y2)))[y2]
+    by_sample = CNNClassifier(**FAST).fit(X, y2, sample_weight=w)
+    np.testing.assert_allclose(balanced.predict_proba(X), by_sample.predict_proba(X),
+                               rtol=1e-6, atol=1e-7)
 
 
 def test_regressor_large_scale_targets_and_shapes():
