@@ -81,6 +81,8 @@ def _encode(value):
         return value
     if isinstance(value, (int, float)) and type(value) in (int, float):
         return value
+    if isinstance(value, np.dtype):  # e.g. the dtype of multi-label targets
+        return {"__npdtype__": value.str}
     if isinstance(value, np.generic):
         return {"__npscalar__": value.item(), "dtype": value.dtype.str}
     if isinstance(value, np.ndarray):
@@ -128,6 +130,8 @@ class _Decoder:
         if "__ndarray__" in value:
             dtype = np.dtype(value["dtype"])
             return np.array(value["__ndarray__"], dtype=dtype).reshape(value["shape"])
+        if "__npdtype__" in value:
+            return np.dtype(value["__npdtype__"])
         if "__npscalar__" in value:
             return np.dtype(value["dtype"]).type(value["__npscalar__"])
         if "__class__" in value or "__function__" in value:
