@@ -262,3 +262,16 @@ def test_round_trip_of_targets_losses_and_partial_fit(tmp_path, case):
     np.testing.assert_array_equal(pred, est.predict(X))
     assert pred.dtype == est.predict(X).dtype
     assert type(loaded.net_.criterion_) is type(est.net_.criterion_)
+
+
+def test_onnx_export_of_a_multilabel_classifier(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    X = _images()
+    Y = (np.random.RandomState(1).rand(len(X), 3) > 0.5).astype(np.int64)
+    est = CNNClassifier(**FAST).fit(X, Y)
+    path = skcnn.export_onnx(est, tmp_path / "model.onnx")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": X})
+    # one independent probability per label (sigmoids), not a softmax
+    np.testing.assert_allclose(got, est.predict_proba(X), atol=1e-4, rtol=1e-4)
