@@ -1,6 +1,8 @@
 """skcnn: convolutional neural networks as scikit-learn estimators."""
 
-from . import models
+from . import inspection, models
+from ._persistence import export_onnx, load, save
+from ._summary import summary
 from .classifier import CNNClassifier, Conv1DClassifier
 from .models import get_model, list_models, register_model
 from .pretrained import PretrainedFeatureExtractor
@@ -14,9 +16,14 @@ __all__ = [
     "Conv1DClassifier",
     "Conv1DRegressor",
     "PretrainedFeatureExtractor",
+    "export_onnx",
     "get_model",
+    "inspection",
     "list_models",
+    "load",
     "models",
     "register_model",
+    "save",
+    "summary",
     "__version__",
 ]

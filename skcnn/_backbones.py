@@ -569,7 +569,7 @@ def _submodule(module, layer):
         ) from None
 
 
-def extract_features(module, x, layer=None, pooling="avg"):
+def extract_features(module, x, layer=None, pooling="avg", **forward_kwargs):
     """Run ``module`` on a batch and return an embedding per image.
 
     Call it in ``eval()`` mode, under ``torch.inference_mode()`` for inference.
@@ -591,6 +591,8 @@ def extract_features(module, x, layer=None, pooling="avg"):
         axes of an ``(n, C, H, W)`` map, over the tokens of an ``(n, L, D)``
         sequence. ``None`` flattens it. Outputs that are already ``(n, d)``
         are returned as they are.
+    **forward_kwargs
+        Passed to ``module`` with ``x`` (the ``mask`` of padded series).
 
     Returns
     -------
@@ -599,7 +601,7 @@ def extract_features(module, x, layer=None, pooling="avg"):
     if layer is None:
         name = head_name(module)
         if name is None:
-            return _pool(_first_tensor(module(x)), pooling)
+            return _pool(_first_tensor(module(x, **forward_kwargs)), pooling)
         target, use_input = module.get_submodule(name), True
     else:
         target, use_input = _submodule(module, layer), False
@@ -612,7 +614,7 @@ def extract_features(module, x, layer=None, pooling="avg"):
     handle = (target.register_forward_pre_hook(hook) if use_input
               else target.register_forward_hook(hook))
     try:
-        module(x)
+        module(x, **forward_kwargs)
     except _Captured:
         pass
     finally:

@@ -22,13 +22,24 @@ from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from torch.optim import lr_scheduler
 
 from . import models
-from ._compat import Interval, StrOptions
-from ._data import ArrayDataset, BatchIterator, as_tensor, to_canonical
+from ._checkpoint import Checkpoint, fingerprint
+from ._compat import Interval, StrOptions, _check_sample_weight
+from ._data import (
+    ArrayDataset,
+    BatchIterator,
+    as_tensor,
+    batch_rows,
+    pad_rows,
+    to_canonical,
+)
+from ._distributed import setup as setup_distributed
 from ._finetune import Unfreeze, build_pretrained, configure, layer_groups, load_weights
+from ._guards import FiniteLoss, fit_settings, watch_sigint
 from ._images import to_unit_range
 from ._net import PRECISIONS, ValidAccuracy, _Net
+from ._parallel import resolve_num_threads, thread_limit
 from ._utils import resolve_device, seed_from, torch_seed
-from .exceptions import UnknownBackboneError
+from .exceptions import FitInterruptedWarning, UnknownBackboneError
 from .models._layers import dry_run
 
 OPTIMIZERS = {
@@ -94,8 +105,11 @@ class BaseCNN(BaseEstimator):
         "compile": ["boolean"],
         "random_state": ["random_state"],
         "device": [str, torch.device],
+        "num_threads": [None, Interval(numbers.Integral, 1, None, closed="left")],
+        "sync_batch_norm": ["boolean"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "checkpoint_dir": [None, str, os.PathLike],
         "callbacks": [None, list],
     }
 
@@ -128,8 +142,11 @@ class BaseCNN(BaseEstimator):
         compile=False,
         random_state=None,
         device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
         verbose=0,
         warm_start=False,
+        checkpoint_dir=None,
         callbacks=None,
         **kwargs,
     ):
@@ -159,8 +176,11 @@ class BaseCNN(BaseEstimator):
         self.compile = compile
         self.random_state = random_state
         self.device = device
+        self.num_threads = num_threads
+        self.sync_batch_norm = sync_batch_norm
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_dir = checkpoint_dir
         self.callbacks = callbacks
         vars(self).update(kwargs)  # skorch-style routed parameters, checked in fit
 
@@ -247,12 +267,21 @@ class BaseCNN(BaseEstimator):
                 raw_ndim = np.ndim(X)
             except (TypeError, ValueError):  # ragged lists...: check_array explains
                 raw_ndim = 2
-        if reset:
-            X, y = validate_data(self, X, y, **self._y_validation_kwargs(), **kw)
-        elif raw_ndim == 2:
-            X = validate_data(self, X, reset=False, **kw)
-        else:
-            X = check_array(X, **kw)
+        try:
+            if reset:
+                X, y = validate_data(self, X, y, **self._y_validation_kwargs(), **kw)
+            elif raw_ndim == 2:
+                X = validate_data(self, X, reset=False, **kw)
+            else:
+                X = check_array(X, **kw)
+        except ValueError as exc:
+            if "inhomogeneous" not in str(exc):
+                raise
+            raise ValueError(
+                f"{name} expects X to be an array of samples of one shape; got "
+                f"a ragged nested sequence (samples or rows of different "
+                f"lengths): {exc}"
+            ) from None
         if X.ndim > self._ndim + 2:
             raise ValueError(
                 f"{name} expects at most {self._ndim + 2}-D input; got an array "
@@ -266,6 +295,7 @@ class BaseCNN(BaseEstimator):
         input_shape = self.input_shape if reset else self.input_shape_
         X = to_canonical(X, self._ndim, input_shape, name)
         sample_shape = tuple(X.shape[1:])
+        _check_not_empty(sample_shape, name)
         if reset:
             self.input_shape_ = sample_shape
             self.n_features_in_ = int(np.prod(sample_shape))
@@ -319,15 +349,15 @@ class BaseCNN(BaseEstimator):
                 f"({models.list_models(self._ndim)}), a torchvision/timm backbone "
                 f"name, or an nn.Module subclass; got {arch!r}."
             )
-        if any(isinstance(p, torch.nn.parameter.UninitializedParameter)
-               for p in module.parameters()):
-            try:  # sizes the lazy layers
-                dry_run(module, self.input_shape_)
-            except Exception as exc:  # a user's module that cannot take the data
-                raise ValueError(
-                    f"The network failed on an input of per-sample shape "
-                    f"{self.input_shape_}: {exc}"
-                ) from exc
+        # Sizes lazy layers, and refuses data the network cannot take (inputs
+        # smaller than a kernel...) before training, with a ValueError.
+        try:
+            dry_run(module, self.input_shape_)
+        except Exception as exc:
+            raise ValueError(
+                f"The network failed on an input of per-sample shape "
+                f"{self.input_shape_}: {exc}"
+            ) from exc
         if self.weights is not None:
             load_weights(module, self.weights, arch)
         return module, layer_groups(module)
@@ -385,28 +415,35 @@ class BaseCNN(BaseEstimator):
             return bool(kwargs.get("momentum", params["momentum"].default))
         return False
 
-    def _callbacks(self, n_train, has_valid, max_lr):
-        cbs = []
+    def _callbacks(self, n_train, has_valid, max_lr, dist_info=None, partial=False):
+        # First of ours: a diverged epoch stops fit before the scheduler,
+        # early stopping or a checkpoint see its NaN.
+        cbs = [("finite_loss", FiniteLoss())]
         if has_valid and self._is_classifier():
             cbs.append(("valid_acc", ValidAccuracy()))
         monitor = "valid_loss" if has_valid else "train_loss"
-        if self.lr_schedule == "plateau":
+        schedule = None if partial else self.lr_schedule
+        if schedule == "plateau":
             cbs.append(("lr_schedule", LRScheduler(
                 lr_scheduler.ReduceLROnPlateau, monitor=monitor, patience=max(1, self.patience // 2),
                 factor=0.3)))
         # last_epoch=-1: every fit (warm starts too) runs the whole schedule.
-        elif self.lr_schedule == "cosine":
+        elif schedule == "cosine":
             cbs.append(("lr_schedule", LRScheduler(
                 lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs,
                 last_epoch=-1)))
-        elif self.lr_schedule == "onecycle":
-            steps = len(BatchIterator(range(n_train), self.batch_size,
+        elif schedule == "onecycle":
+            batch_size, shard = self.batch_size, None
+            if dist_info is not None:  # the batches of this rank's shard
+                shard = (dist_info.rank, dist_info.world_size)
+                batch_size = -(-batch_size // dist_info.world_size)
+            steps = len(BatchIterator(range(n_train), batch_size, shard=shard,
                                       drop_singleton=True, balanced=True))
             cbs.append(("lr_schedule", LRScheduler(
                 lr_scheduler.OneCycleLR, max_lr=max_lr,
                 total_steps=self.max_epochs * steps, step_every="batch",
                 cycle_momentum=self._cycles_momentum(), last_epoch=-1)))
-        if self.early_stopping:
+        if self.early_stopping and not partial:
             cbs.append(("early_stopping", EarlyStopping(
                 monitor="valid_loss", patience=self.patience, load_best=True)))
         if self.unfreeze_at_epoch is not None:
@@ -416,7 +453,7 @@ class BaseCNN(BaseEstimator):
         return cbs + list(self.callbacks or [])
 
     def _build_net(self, n_outputs, n_train, criterion, criterion_kwargs, generator,
-                   device):
+                   device, dist_info=None, partial=False):
         routed = self._routed_params()
         _check_routed(type(self), routed)
         module_kwargs = {k[len("module__"):]: routed.pop(k) for k in list(routed)
@@ -429,7 +466,7 @@ class BaseCNN(BaseEstimator):
         kwargs = {f"optimizer__{k}": v for k, v in optimizer_kwargs.items()}
         kwargs.update({f"criterion__{k}": v for k, v in criterion_kwargs.items()})
         kwargs.update(routed)  # the user's routed values win
-        has_valid = self.early_stopping
+        has_valid = self.early_stopping and not partial
         return _Net(
             module=module,
             criterion=criterion,
@@ -441,7 +478,8 @@ class BaseCNN(BaseEstimator):
                                   self._seed) if has_valid else None),
             callbacks=self._callbacks(
                 n_train, has_valid,
-                self.lr if lr_groups is None else [lr for _, lr in lr_groups]),
+                self.lr if lr_groups is None else [lr for _, lr in lr_groups],
+                dist_info=dist_info, partial=partial),
             warm_start=False,
             verbose=int(self.verbose),
             device=device,
@@ -453,6 +491,11 @@ class BaseCNN(BaseEstimator):
             lr_groups=lr_groups,
             freeze_bn=self.freeze != "none",
             balanced_batches=True,
+            # The progress bar and the user's callbacks read the running
+            # loss; otherwise losses are read back once per epoch.
+            record_batch_loss=bool(self.verbose or self.callbacks),
+            dist_info=dist_info,
+            sync_batch_norm=self.sync_batch_norm,
             **kwargs,
         )
 
@@ -471,71 +514,235 @@ class BaseCNN(BaseEstimator):
             X = self._validate_X(X, reset=False)
         return X, None, y
 
+    def _sample_weight(self, sample_weight, X, extra=None):
+        """Validated per-sample loss weights, or None for none.
+
+        ``sample_weight`` (non-negative, one per sample, not all zero)
+        multiplied by ``extra`` (the class weights of each sample's label).
+        """
+        w = None
+        if sample_weight is not None:
+            w = _check_sample_weight(sample_weight, X, dtype=np.float64,
+                                     ensure_non_negative=True)
+        if extra is not None:
+            w = extra if w is None else w * extra
+        if w is not None and not np.any(w > 0):
+            raise ValueError(
+                f"{type(self).__name__}: the sample weights (times the class "
+                f"weights) are all zero; at least one sample needs a non-zero "
+                f"weight."
+            )
+        return w
+
+    def _drop_zero_weight(self, weight, *arrays):
+        """Drop the samples of weight zero; weights normalised to mean 1.
+
+        A sample of weight zero takes no part in training (it would still
+        shape the batch-norm statistics of its batch). Equal weights give
+        ``None``: training is then exactly that without weights.
+        """
+        if weight is None:
+            return (None, *arrays)
+        keep = weight > 0
+        if keep.sum() < 2:
+            raise ValueError(
+                f"{type(self).__name__} needs at least 2 samples of non-zero "
+                f"weight to train; got {int(keep.sum())}."
+            )
+        if not keep.all():
+            arrays = tuple(None if a is None else a[keep] for a in arrays)
+            weight = weight[keep]
+        if np.all(weight == weight[0]):
+            return (None, *arrays)
+        return (weight / weight.mean(), *arrays)
+
     def _fit(self, X, y_tensor, n_outputs, criterion, criterion_kwargs=None,
-             lengths=None):
-        """Train on canonical X and encoded targets."""
+             lengths=None, weight=None, partial=False):
+        """Train on canonical X and encoded targets.
+
+        ``weight``: per-sample loss weights normalised to mean 1, or None.
+        ``partial=True`` (``partial_fit``): one pass over the data, the
+        network and optimizer of the previous call kept, no learning-rate
+        schedule, early stopping, checkpoint or data-parallel training.
+        """
         n = len(X)
         if n < 2:
             raise ValueError(
                 f"{type(self).__name__} needs at least 2 samples to train; got "
                 f"n_samples={n}."
             )
+        first = not (partial and hasattr(self, "net_"))
         n_train = n - (int(np.ceil(n * self.validation_fraction))
-                       if self.early_stopping else 0)
-        self._seed = seed_from(self.random_state)
-        device = resolve_device(self.device)
-        dataset = ArrayDataset(as_tensor(X), y_tensor, _lengths_tensor(lengths))
+                       if self.early_stopping and not partial else 0)
+        if first:
+            self._seed = seed_from(self.random_state)
+            self._n_partial_calls = 0
+        device = resolve_device(self.device) if first else self.net_.device
+        dist_info = None if partial else setup_distributed(device)
+        dataset = ArrayDataset(
+            as_tensor(X), y_tensor, _lengths_tensor(lengths),
+            weight=None if weight is None else torch.as_tensor(weight,
+                                                               dtype=torch.float32))
+        criterion_key = (criterion, sorted((criterion_kwargs or {}).items()))
+        warm = (not first) or (
+            self.warm_start and hasattr(self, "net_")
+            and getattr(self, "_n_outputs", None) == n_outputs
+            and getattr(self, "_criterion_key", None) == criterion_key
+            and self.net_.sample_shape == self.input_shape_)
+        checkpoint, state = None, None
+        if self.checkpoint_dir is not None and not partial:
+            checkpoint = Checkpoint(self.checkpoint_dir,
+                                    fingerprint(self, dataset, n_outputs))
+            # A warm start continues the network in memory: it does not resume.
+            state = None if warm else checkpoint.read()
         if _keeps_data_on(device, dataset):
             dataset = dataset.to(device)
-        warm = (self.warm_start and hasattr(self, "net_")
-                and getattr(self, "_n_outputs", None) == n_outputs
-                and self.net_.sample_shape == self.input_shape_)
-        with torch_seed(self._seed, device):
-            generator = torch.Generator()
-            if self._seed is not None:
-                generator.manual_seed(self._seed)
-            else:
-                generator.seed()
+        n_threads = resolve_num_threads(self.num_threads)
+        seed = self._seed
+        if partial and seed is not None:  # new dropout draws at every call
+            seed = (seed + self._n_partial_calls) % (2**63)
+        with thread_limit(n_threads), torch_seed(seed, device):
+            if first or not partial:
+                generator = torch.Generator()
+                if self._seed is not None:
+                    generator.manual_seed(self._seed)
+                else:
+                    generator.seed()
             if warm:
                 net = self.net_
-                net.generator = generator
-                net.restart_rates()
+                if not partial:
+                    net.generator = generator
+                    net.restart_rates()
+                elif not getattr(self, "_partial_net", False):
+                    _for_partial(net)  # partial_fit after fit: one plain pass
+                    self._partial_net = True
             else:
                 net = self._build_net(n_outputs, n_train, criterion,
-                                      criterion_kwargs or {}, generator, device)
+                                      criterion_kwargs or {}, generator, device,
+                                      dist_info=dist_info, partial=partial)
+            net.dist_info = dist_info
             self._check_network(net.module_ if warm else net.module, lengths)
             net.batch_transform = self._batch_transform()
             if not warm:
                 net.initialize()
-            if device.startswith("cuda"):
-                torch.backends.cudnn.benchmark = True
-            net.partial_fit(dataset, None)
+            if partial:
+                epochs = 1
+            else:
+                epochs = net.max_epochs  # a warm start keeps its net's, as before
+            if checkpoint is not None:
+                checkpoint.start_epoch = len(net.history)
+                if state is not None:
+                    # Restored at the start of training (see _Net.notify).
+                    checkpoint.pending = state
+                    epochs = 0 if state["stopped"] else max(
+                        0, net.max_epochs - state["epochs"])
+            net.checkpoint = checkpoint
+            start = len(net.history)
+            with fit_settings(device), watch_sigint() as sigint:
+                net.sigint = sigint
+                try:
+                    net.partial_fit(dataset, None, epochs=epochs)
+                finally:
+                    net.sigint = None
+                    net.checkpoint = None
+                    if dist_info is not None:
+                        net.release_ddp()
+            for row in net.history[start:]:
+                row["n_threads"] = n_threads
+            net.module_.eval()  # training sets the modes it needs per batch
+        if net.stop_ == "interrupt" or sigint["hit"]:
+            done = net.epochs_done_ + (state["epochs"] if state is not None else 0)
+            resume = (f" Fit again with checkpoint_dir={self.checkpoint_dir!r} to "
+                      f"resume after epoch {done}." if checkpoint is not None else "")
+            warnings.warn(
+                f"{type(self).__name__}.fit was interrupted (KeyboardInterrupt) "
+                f"during epoch {done + 1} of {net.max_epochs}, after {done} "
+                f"complete epoch(s); the estimator keeps the network as it was "
+                f"then.{resume}",
+                FitInterruptedWarning, stacklevel=3,
+            )
+        if not warm:
+            self._partial_net = partial
         self.net_ = net
         self._n_outputs = n_outputs
+        self._criterion_key = criterion_key
+        self.n_threads_ = n_threads
+        if partial:
+            self._n_partial_calls += 1
         return self
 
+    def _partial_inputs(self, X, y):
+        """Validated ``(X, lengths, y)`` for ``partial_fit``.
+
+        The first call (no fitted network yet) validates as ``fit`` does and
+        sets ``input_shape_`` and ``n_features_in_``; later calls check X
+        against them, as ``predict`` does, and validate y on its own.
+        """
+        if not hasattr(self, "net_"):
+            return self._prepare(X, y, reset=True)
+        X, lengths, _ = self._prepare(X, reset=False)
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__}.partial_fit requires y to be an "
+                f"array-like; got None."
+            )
+        numeric = self._y_validation_kwargs().get("y_numeric", False)
+        y = check_array(y, ensure_2d=False, dtype="numeric" if numeric else None,
+                        ensure_all_finite=True, input_name="y")
+        if len(y) != len(X):
+            raise ValueError(
+                f"Found input variables with inconsistent numbers of samples: "
+                f"X has {len(X)}, y has {len(y)}."
+            )
+        return X, lengths, y
+
     def _predict_outputs(self, X):
-        """Network outputs for X as a float32 array of shape (n, n_outputs)."""
+        """Network outputs for X as a float32 array of shape (n, n_outputs).
+
+        Every batch goes through the network at the same size
+        (:meth:`_predict_batch_size`; the last one padded), so a sample's
+        outputs are the same, bit for bit on the CPU, whether it is predicted
+        alone, in a subset or with the whole set.
+        """
         check_is_fitted(self)
+        with thread_limit(resolve_num_threads(self.num_threads)):
+            return self._predict_outputs_now(X)
+
+    def _predict_outputs_now(self, X):
         X, lengths, _ = self._prepare(X, reset=False)
         net = self.net_
         module = net.module_
         out = np.empty((len(X), self._n_outputs), dtype=np.float32)
         dataset = ArrayDataset(as_tensor(X), lengths=_lengths_tensor(lengths))
-        iterator = BatchIterator(dataset, max(net.batch_size, 256), device=net.device)
-        was_training = module.training
-        module.eval()
+        size = self._predict_batch_size()
+        iterator = BatchIterator(dataset, size, device=net.device)
+        # The module stays in eval mode after training (see _fit): concurrent
+        # predictions (ParallelPostFit's threads) must not switch it back
+        # to training mode under each other's feet.
+        if any(m.training for m in module.modules()):
+            module.eval()
         start = 0
-        try:
-            with torch.inference_mode():
-                for Xb, _ in iterator:
-                    yb = net.infer(Xb).float()
-                    stop = start + len(yb)
-                    out[start:stop] = yb.reshape(len(yb), -1).cpu().numpy()
-                    start = stop
-        finally:
-            module.train(was_training)
+        with torch.inference_mode():
+            for Xb, _ in iterator:
+                rows = batch_rows(Xb)
+                yb = net.infer(pad_rows(Xb, size))[:rows].float()
+                stop = start + rows
+                out[start:stop] = yb.reshape(rows, -1).cpu().numpy()
+                start = stop
         return out
+
+    def _predict_batch_size(self):
+        """Rows per prediction batch: fixed for a fitted estimator.
+
+        ``max(batch_size, 256)``, lowered for large samples so that a batch
+        holds at most 2**22 input values (16 MiB) on the CPU, 2**25 on a
+        GPU, and never below 8: a single sample costs one whole batch, and
+        224 x 224 RGB images come 16 to a CPU batch rather than 256.
+        """
+        per_sample = max(1, int(np.prod(self.input_shape_)))
+        budget = 2 ** 25 if str(self.net_.device).startswith("cuda") else 2 ** 22
+        fit = 1 << max(3, (budget // per_sample).bit_length() - 1)
+        return max(8, min(max(self.net_.batch_size, 256), fit))
 
     def _batch_transform(self):
         """Transform of every training batch (augmentation); None: none."""
@@ -588,6 +795,37 @@ class _HoldOut:
         train, valid = train_test_split(idx, test_size=self.fraction,
                                         random_state=self.seed, stratify=strata)
         return dataset.subset(np.sort(train)), dataset.subset(np.sort(valid))
+
+
+def _check_not_empty(sample_shape, name):
+    if 0 in sample_shape:
+        raise ValueError(
+            f"{name} expects samples with at least one channel and one value "
+            f"along each axis; got samples of shape {sample_shape} (channels, "
+            f"{'length' if len(sample_shape) == 2 else 'height, width'})."
+        )
+
+
+def _for_partial(net):
+    """Turn a net built by ``fit`` into one for ``partial_fit`` calls.
+
+    No hold-out, no early stopping, no learning-rate schedule (they assume
+    the whole training set and a known number of epochs); the weights and
+    the optimizer's state are kept, its learning rates (and momentum) set
+    back from where the schedule left them to their base values.
+    """
+    net.train_split = None
+    net.callbacks_ = [(name, cb) for name, cb in net.callbacks_
+                      if name not in ("lr_schedule", "early_stopping")]
+    groups = net.optimizer_.param_groups
+    lrs = ([lr for _, lr in net.lr_groups] if net.lr_groups is not None
+           else [net.lr] * len(groups))
+    defaults = net.optimizer_.defaults
+    for group, lr in zip(groups, lrs):
+        group["lr"] = lr
+        for key in ("betas", "momentum"):
+            if key in group and key in defaults:
+                group[key] = defaults[key]
 
 
 def _lengths_tensor(lengths):

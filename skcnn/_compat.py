@@ -2,7 +2,7 @@
 
 skcnn uses a few names that scikit-learn does not make public (parameter
 constraints, the ``_fit_context`` decorator, the feature-name check of
-``get_feature_names_out``). Every module imports them from here, so that a
+``get_feature_names_out``, the validation of ``sample_weight``). Every module imports them from here, so that a
 scikit-learn release that moves one breaks this file only, as
 imbalanced-learn's ``utils/_sklearn_compat.py`` does. The versions tested
 are stated in ``pyproject.toml``.
@@ -10,12 +10,12 @@ are stated in ``pyproject.toml``.
 
 import sklearn
 from sklearn.base import _fit_context
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.fixes import parse_version
-from sklearn.utils.validation import _check_feature_names_in
+from sklearn.utils.validation import _check_feature_names_in, _check_sample_weight
 
 __all__ = ["Interval", "SKLEARN_VERSION", "StrOptions", "_check_feature_names_in",
-           "_fit_context"]
+           "_check_sample_weight", "_fit_context", "validate_params"]
 
 SKLEARN_VERSION = parse_version(parse_version(sklearn.__version__).base_version)
 

@@ -102,13 +102,17 @@ class ArrayDataset(torch.utils.data.Dataset):
         batches then carry a mask and are trimmed to their longest series.
     indices : torch.Tensor, default=None
         Rows of ``X`` that belong to this dataset; ``None`` for all.
+    weight : torch.Tensor, default=None
+        Weight of each sample in the loss; batches then carry their targets
+        as ``{'y': yb, 'w': wb}`` (see :meth:`skcnn._net._Net.get_loss`).
     """
 
-    def __init__(self, X, y=None, lengths=None, indices=None):
+    def __init__(self, X, y=None, lengths=None, indices=None, weight=None):
         self.X = X
         self.y = y
         self.lengths = lengths
         self.indices = indices
+        self.weight = weight
 
     def __len__(self):
         return len(self.X) if self.indices is None else len(self.indices)
@@ -118,7 +122,7 @@ class ArrayDataset(torch.utils.data.Dataset):
         indices = torch.as_tensor(indices, dtype=torch.long)
         if self.indices is not None:
             indices = self.indices[indices]
-        return ArrayDataset(self.X, self.y, self.lengths, indices)
+        return ArrayDataset(self.X, self.y, self.lengths, indices, self.weight)
 
     def to(self, device):
         """The same dataset with its tensors moved to ``device`` (once)."""
@@ -126,23 +130,25 @@ class ArrayDataset(torch.utils.data.Dataset):
             return None if t is None else t.to(device)
 
         return ArrayDataset(move(self.X), move(self.y), move(self.lengths),
-                            move(self.indices))
+                            move(self.indices), move(self.weight))
 
     def batch(self, rows):
         """``(Xb, yb)`` for positions ``rows`` (a LongTensor or a slice)."""
         if self.indices is not None:
             rows = self.indices[rows]
         if isinstance(rows, slice):
-            Xb = self.X[rows]
-            yb = None if self.y is None else self.y[rows]
-            lb = None if self.lengths is None else self.lengths[rows]
+            def take(t):
+                return None if t is None else t[rows]
         else:
             rows = rows.to(self.X.device)
-            Xb = self.X.index_select(0, rows)
-            yb = None if self.y is None else self.y.index_select(0, rows)
-            lb = None if self.lengths is None else self.lengths.index_select(0, rows)
+
+            def take(t):
+                return None if t is None else t.index_select(0, rows)
+        Xb, yb, lb = take(self.X), take(self.y), take(self.lengths)
         if lb is not None:
             Xb = with_mask(Xb, lb)
+        if self.weight is not None and yb is not None:
+            yb = {"y": yb, "w": take(self.weight)}
         return Xb, yb
 
     def __getitem__(self, i):
@@ -152,6 +158,8 @@ class ArrayDataset(torch.utils.data.Dataset):
             Xi = {"x": Xb["x"][0], "mask": Xb["mask"][0]}
         else:
             Xi = Xb[0]
+        if isinstance(yb, dict):
+            return Xi, {k: v[0] for k, v in yb.items()}
         return Xi, (torch.zeros(0) if yb is None else yb[0])
 
 
@@ -161,6 +169,29 @@ def with_mask(Xb, lengths):
     Xb = Xb[..., :longest]
     mask = torch.arange(longest, device=Xb.device)[None, :] < lengths[:, None]
     return {"x": Xb, "mask": mask}
+
+
+def batch_rows(Xb):
+    """Number of samples in a batch (a tensor, or a dict with a masked ``'x'``)."""
+    return len(Xb["x"] if isinstance(Xb, dict) else Xb)
+
+
+def pad_rows(Xb, size):
+    """Pad a batch to ``size`` samples by repeating its first sample.
+
+    Prediction runs every batch at one fixed size so that the numerics of a
+    sample do not depend on how many samples it is predicted with: CPU
+    kernels (oneDNN convolutions, BLAS matrix products) pick other
+    algorithms and summation orders for other batch sizes, and float32 sums
+    in another order differ in their last bits. Repeating a real sample
+    (not zeros) leaves a masked batch's longest length unchanged.
+    """
+    if isinstance(Xb, dict):
+        return {k: pad_rows(v, size) for k, v in Xb.items()}
+    missing = size - len(Xb)
+    if missing <= 0:
+        return Xb
+    return torch.cat([Xb, Xb[:1].expand(missing, *Xb.shape[1:])])
 
 
 def _to_device(value, device, non_blocking):
@@ -196,10 +227,16 @@ class BatchIterator:
         training only.
     device : str, default=None
         Move each batch there (non-blocking from pinned memory on CUDA).
+    shard : (int, int), default=None
+        ``(rank, world_size)`` of a data-parallel fit: this rank takes the
+        rows ``rank, rank + world_size, ...`` of the epoch's order (the
+        same permutation on every rank, drawn from the same seeded
+        generator), the order wrapped around so that every rank gets
+        ``ceil(n / world_size)`` rows and runs as many batches.
     """
 
     def __init__(self, dataset, batch_size, *, shuffle=False, generator=None,
-                 drop_singleton=False, balanced=False, device=None):
+                 drop_singleton=False, balanced=False, device=None, shard=None):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -207,10 +244,32 @@ class BatchIterator:
         self.drop_singleton = drop_singleton
         self.balanced = balanced
         self.device = device
+        self.shard = shard
+
+    def _n_rows(self):
+        n = len(self.dataset)
+        if self.shard is None:
+            return n
+        return -(-n // self.shard[1])
+
+    def _order(self):
+        """Rows of this pass, in order: a LongTensor, or None for 0..n-1."""
+        n = len(self.dataset)
+        perm = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        if self.shard is None:
+            return perm
+        rank, world = self.shard
+        if perm is None:
+            perm = torch.arange(n)
+        total = self._n_rows() * world
+        if total > n:
+            perm = torch.cat([perm, perm[:total - n]] if total - n <= n
+                             else [perm] * (-(-total // n)))[:total]
+        return perm[rank::world]
 
     def batch_sizes(self):
         """The size of each batch of one pass, in order."""
-        n, bs = len(self.dataset), self.batch_size
+        n, bs = self._n_rows(), self.batch_size
         if self.balanced and n:
             k = -(-n // bs)
             q, r = divmod(n, k)
@@ -225,8 +284,7 @@ class BatchIterator:
         return len(self.batch_sizes())
 
     def __iter__(self):
-        n = len(self.dataset)
-        perm = torch.randperm(n, generator=self.generator) if self.shuffle else None
+        perm = self._order()
         move = self.device is not None and str(self.device) != "cpu"
         non_blocking = move and str(self.device).startswith("cuda")
         stop = 0

@@ -11,8 +11,9 @@ documented default cannot drift from the signature.
 import inspect
 import re
 
-__all__ = ["CLASSIFIER_RECIPE", "COMMON_ATTRIBUTES", "COMMON_PARAMS", "IMAGE",
-           "REGRESSOR_RECIPE", "SIGNAL", "fill_doc"]
+__all__ = ["CLASSIFIER_LOSS_PARAMS", "CLASSIFIER_RECIPE", "COMMON_ATTRIBUTES",
+           "COMMON_PARAMS", "IMAGE", "REGRESSOR_LOSS_PARAMS", "REGRESSOR_RECIPE",
+           "SIGNAL", "fill_doc"]
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -121,18 +122,73 @@ default='adam'
         predictions. Your own torch random state is left untouched.
     device : str, default='auto'
         ``'auto'`` uses CUDA when available, else the CPU; or any torch
-        device string (``'cpu'``, ``'cuda:1'``...).
+        device string (``'cpu'``, ``'cuda:1'``...). With several GPUs,
+        ``'auto'`` in a worker of a search (Dask, Ray, joblib) or a
+        ``torchrun`` process picks ``cuda:<worker index % GPU count>``, so
+        concurrent fits spread over the GPUs.
+    num_threads : int or None, default=None
+        torch threads (intra-op) used during ``fit``, ``partial_fit`` and
+        ``predict``; torch's setting is restored afterwards. ``None``: the
+        threads the worker running the fit was given (a Dask worker's
+        ``nthreads``, a Ray task's ``num_cpus``, joblib's per-worker limit
+        of ``cpu_count() // n_jobs``), so that a search of ``k`` workers on
+        ``k`` cores does not oversubscribe them; outside a worker, torch's
+        current setting. The count used is ``n_threads_``.
+    sync_batch_norm : bool, default=False
+        In data-parallel training (a ``torchrun`` launch, see the user
+        guide's "Scaling out"), normalise with batch statistics over every
+        process instead of each process's share of the batch; on the CPU
+        as on CUDA. No effect in a single process.
     verbose : int, default=0
         0 is silent; 1 prints a per-epoch log and shows a progress bar.
     warm_start : bool, default=False
         Continue training the fitted network on the next ``fit`` (when the
         data's shapes and outputs are unchanged) instead of starting anew.
+    checkpoint_dir : str, path or None, default=None
+        Directory where ``fit`` saves a checkpoint after every epoch (the
+        network, optimiser, learning-rate schedule, early stopping's state,
+        random states and history; written atomically). ``fit`` with a
+        checkpoint there resumes from it: a fit killed after epoch ``k`` and
+        run again with the same parameters, data and ``random_state`` ends
+        as the uninterrupted fit would have (on the CPU, with the same
+        weights). A checkpoint of another fit (other parameters or data) is
+        refused with a ``ValueError``; a finished one returns the trained
+        network without training. Use one directory per fit (not one
+        shared by a grid search). See the user guide, "Persistence".
     callbacks : list of skorch callbacks or (name, callback) tuples, default=None
         Extra skorch callbacks (checkpoints, loggers...).
     **kwargs : dict
         skorch routing for power users: ``module__*`` (architecture
         arguments), ``optimizer__*``, ``criterion__*``, ``callbacks__*``,
         ``iterator_train__*``, ``iterator_valid__*``, ``compile__*``."""
+
+CLASSIFIER_LOSS_PARAMS = """\
+loss : {'cross_entropy', 'focal'} or torch loss class, default='cross_entropy'
+        Training loss, computed per sample and averaged over a batch with
+        the samples' weights (``sample_weight`` times ``class_weight``).
+        ``'cross_entropy'``: softmax cross-entropy (binary cross-entropy of
+        each label for multi-label targets). ``'focal'``: the focal loss
+        ``-(1 - p_t)^gamma log(p_t)`` of Lin et al. (2017) with
+        ``gamma=2``, which down-weights well-classified samples (class
+        imbalance, hard examples); change gamma with ``criterion__gamma``.
+        A ``torch.nn.Module`` subclass is built with ``reduction='none'``
+        when it takes that argument, and called on the logits and the
+        encoded labels (class indices, or a float indicator matrix).
+    label_smoothing : float in [0, 1), default=0.0
+        Label smoothing of the built-in losses: the targets become
+        ``(1 - eps) * onehot + eps / n_classes`` (per label ``(1 - eps) y +
+        eps / 2`` for multi-label targets), which keeps the network from
+        becoming over-confident."""
+
+REGRESSOR_LOSS_PARAMS = """\
+loss : {'mse', 'mae', 'huber'} or torch loss class, default='mse'
+        Training loss on the standardised targets, computed per sample and
+        averaged over a batch with the samples' weights: mean squared
+        error, mean absolute error (robust to outliers; fits a median),
+        or the Huber loss with ``delta=1`` (one standard deviation of the
+        target: squared below, absolute above). A ``torch.nn.Module``
+        subclass is built with ``reduction='none'`` when it takes that
+        argument."""
 
 COMMON_ATTRIBUTES = """\
 net_ : skorch.NeuralNet
@@ -142,7 +198,11 @@ net_ : skorch.NeuralNet
     history_ : skorch.History
         Per-epoch record: ``train_loss``, ``valid_loss`` and (classifiers)
         ``valid_acc`` when validating, ``dur`` (seconds). The learning curve
-        is ``history_[:, 'train_loss']``.
+        is ``history_[:, 'train_loss']``. ``n_threads`` records the torch
+        threads of each epoch.
+    n_threads_ : int
+        torch threads used by the last ``fit``/``partial_fit`` (see
+        ``num_threads``).
     input_shape_ : tuple of int
         Shape ``(channels, {spatial})`` of one sample as the network sees it.
     n_features_in_ : int
@@ -214,6 +274,11 @@ use batches of at most {default_batch_size} and a one-cycle schedule
 
 IMAGE = dict(
     ndim=2,
+    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
+           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
+           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
+           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
+           "``fit`` warns when X looks like that."),
     signal_params="",
     signal_notes="",
     shape_doc="(channels, height, width) or (height, width)",
@@ -223,6 +288,9 @@ IMAGE = dict(
 )
 SIGNAL = dict(
     ndim=1,
+    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
+           "arrays, wide and nested (sktime) DataFrames and lists of series "
+           "of unequal length (see Notes)."),
     signal_params=SIGNAL_PARAMS,
     signal_notes="\n\n" + SIGNAL_NOTES.rstrip("\n"),
     shape_doc="(channels, length) or (length,)",

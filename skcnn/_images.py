@@ -243,7 +243,14 @@ def classify_input(X):
             )
     ndim = getattr(X, "ndim", None)
     if ndim is None:
-        X = np.asarray(X)
+        try:
+            X = np.asarray(X)
+        except ValueError as exc:  # a ragged nested list
+            raise ValueError(
+                "X must be images of one shape (n, H, W[, C]), a flat 2-D array, "
+                "or a list of images or file paths; got a ragged nested "
+                f"sequence: {exc}"
+            ) from None
         ndim = X.ndim
     if ndim == 2:
         return "flat", X
@@ -296,8 +303,20 @@ def check_image(image, data_format, index):
     if image.ndim not in (2, 3):
         raise ValueError(f"{what} has {image.ndim} dimensions; expected (H, W[, C]).")
     image = check_array(image, allow_nd=True, dtype="numeric", input_name=what)
+    _check_float32_range(image, what)
     axis = _channel_axis(image.shape, data_format, what, batch=False)
     return _to_tensor(image, axis, batch=False)
+
+
+def _check_float32_range(array, what):
+    """Refuse values that float32, the networks' dtype, turns into infinity."""
+    if array.dtype.kind == "f" and array.dtype.itemsize > 4 and array.size:
+        big = np.abs(array).max()
+        if big > np.finfo(np.float32).max:
+            raise ValueError(
+                f"{what} holds values up to {big:.3g}; image values must be "
+                f"within float32's range (|x| < 3.4e38)."
+            )
 
 
 def _scale(array):
@@ -335,6 +354,7 @@ class Images:
         X = check_array(X, allow_nd=True, dtype="numeric", input_name="X")
         if min(X.shape[1:]) < 1:
             raise ValueError(f"X has shape {X.shape}: images must not be empty.")
+        _check_float32_range(X, "X")
         axis = _channel_axis(X.shape, data_format, "X", batch=True)
         return cls(array=X, channel_axis=axis, flat_rows=flat_rows)
 

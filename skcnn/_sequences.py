@@ -42,7 +42,13 @@ def _numeric(values, where):
 
     Values beyond float32's range become infinite (and are refused later).
     """
-    array = np.asarray(values)
+    try:
+        array = np.asarray(values)
+    except ValueError as exc:  # a ragged nested list
+        raise ValueError(
+            f"Series values must form a 1-D (L,) or 2-D (C, L) array whose "
+            f"channels have one length; {where} is ragged: {exc}"
+        ) from None
     with np.errstate(over="ignore"):
         if array.dtype.kind in "biuf":
             return array.astype(np.float32)  # always a copy

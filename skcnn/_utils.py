@@ -5,9 +5,17 @@ import contextlib
 import numpy as np
 import torch
 
+from ._parallel import worker_index
+
 
 def resolve_device(device):
     """Turn ``'auto'`` into ``'cuda'`` when CUDA is available, else ``'cpu'``.
+
+    With several GPUs, ``'auto'`` inside a worker (``LOCAL_RANK`` of
+    torchrun, a Dask worker, a Ray or joblib loky worker process) picks
+    ``cuda:<worker index % device count>``, so that the fits of a search
+    spread over the GPUs; outside a worker it is ``'cuda'`` (the current
+    device).
 
     Parameters
     ----------
@@ -26,7 +34,11 @@ def resolve_device(device):
             f"'cuda'; got {device!r}."
         )
     if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        count = torch.cuda.device_count()
+        index = worker_index() if count > 1 else None
+        return "cuda" if index is None else f"cuda:{index % count}"
     try:
         parsed = torch.device(device)
     except RuntimeError:

@@ -7,12 +7,18 @@ from numbers import Integral
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torchvision.models import WeightsEnum
 
-from ._backbones import _first_conv_name, _submodule, extract_features, load_backbone
+from ._backbones import (
+    _first_conv_name,
+    _first_tensor,
+    _submodule,
+    extract_features,
+    load_backbone,
+)
 from ._compat import Interval, StrOptions, _check_feature_names_in, _fit_context
 from ._images import (
     Images,
@@ -50,6 +56,21 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         A bare timm model name that torchvision does not have works too
         when timm is installed; an unknown name raises
         :class:`skcnn.exceptions.UnknownBackboneError` listing close names.
+
+        Or a skcnn estimator (:class:`~skcnn.CNNClassifier`,
+        :class:`~skcnn.CNNRegressor`, :class:`~skcnn.Conv1DClassifier`,
+        :class:`~skcnn.Conv1DRegressor`): the embedding is then the input of
+        its network's last linear layer (the penultimate layer), computed
+        with that estimator's own preprocessing, so ``X`` is anything its
+        ``predict`` accepts (series of unequal length included). A fitted
+        estimator is used as it is; an unfitted one, such as the copy that
+        :func:`~sklearn.base.clone` makes in ``cross_val_score``, is fitted
+        on ``fit``'s ``X`` and ``y`` first (in the attribute
+        ``estimator_``). Wrap a fitted estimator in
+        :class:`sklearn.frozen.FrozenEstimator` to keep it through
+        ``clone``. The image parameters (``weights``, ``input_size``,
+        ``resize``, ``mean``, ``std``, ``input_shape``, ``data_format``,
+        ``num_workers``) must keep their defaults then.
     weights : str, os.PathLike or None, default='DEFAULT'
         ``'DEFAULT'`` (the recommended pretrained weights; for an
         ``nn.Module``, the weights it holds), a torchvision weights name
@@ -123,6 +144,9 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         ``'std'``, ``'interpolation'``.
     device_ : str
         The device used.
+    estimator_ : skcnn estimator
+        With an estimator as ``backbone``: the fitted estimator whose
+        network embeds ``X``.
     n_features_out_ : int
         Number of features per image (the embedding size).
     n_features_in_ : int
@@ -167,7 +191,7 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "backbone": [str, nn.Module, callable],
+        "backbone": [str, nn.Module, callable, BaseEstimator],
         "weights": [str, os.PathLike, WeightsEnum, None],
         "layer": [str, None],
         "pooling": [StrOptions({"avg", "max"}), None],
@@ -220,6 +244,10 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         -------
         self : PretrainedFeatureExtractor
         """
+        if isinstance(self.backbone, BaseEstimator):
+            return self._fit_estimator(X, y)
+        if hasattr(self, "estimator_"):
+            del self.estimator_
         images = self._images(X, reset=True)
         self.device_ = resolve_device(self.device)
         backbone = self.backbone
@@ -269,6 +297,8 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         features : ndarray of shape (n_samples, ``n_features_out_``), dtype float32
         """
         check_is_fitted(self)
+        if hasattr(self, "estimator_"):
+            return self._transform_estimator(X)
         images = self._images(X, reset=False)
         out = np.empty((len(images), self.n_features_out_), dtype=np.float32)
         start = 0
@@ -314,6 +344,83 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         # The output is float32 whatever the input dtype.
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
+
+    # -- a skcnn estimator as the backbone ------------------------------------
+    def _fit_estimator(self, X, y):
+        from ._base import BaseCNN
+
+        estimator = self.backbone
+        estimator = getattr(estimator, "estimator", estimator)  # FrozenEstimator
+        if not isinstance(estimator, BaseCNN):
+            raise TypeError(
+                "backbone must be a name, an nn.Module, a callable or a skcnn "
+                f"estimator (CNNClassifier...); got {type(estimator).__name__}."
+            )
+        changed = [name for name, default in _IMAGE_DEFAULTS.items()
+                   if not _same(getattr(self, name), default)]
+        if changed:
+            raise ValueError(
+                f"With a skcnn estimator as backbone, X goes through that "
+                f"estimator's own preprocessing; leave {changed} at their "
+                f"defaults ({ {k: _IMAGE_DEFAULTS[k] for k in changed} })."
+            )
+        if not hasattr(estimator, "net_"):
+            if y is None:
+                raise ValueError(
+                    f"backbone is an unfitted {type(estimator).__name__}: "
+                    "PretrainedFeatureExtractor.fit(X, y) fits it on X and y "
+                    "first, so y is needed (or pass a fitted estimator)."
+                )
+            estimator = clone(estimator).fit(X, y)
+        for attr in ("n_features_in_", "feature_names_in_"):
+            if hasattr(estimator, attr):
+                setattr(self, attr, getattr(estimator, attr))
+            elif hasattr(self, attr):
+                delattr(self, attr)
+        self.estimator_ = estimator
+        self.device_ = resolve_device(self.device)
+        module = copy.deepcopy(estimator.module_).eval().to(self.device_)
+        module.requires_grad_(False)
+        if self.layer is not None:
+            _submodule(module, self.layer)  # an unknown name raises, naming close ones
+        self.module_ = module
+        self.meta_ = {"name": type(estimator).__name__, "source": "skcnn",
+                      "weights": None}
+        self.preprocessing_ = {"estimator": type(estimator).__name__}
+        self.n_features_out_ = None
+        self.n_features_out_ = int(self._transform_estimator(
+            _first_samples(X)).shape[1])
+        return self
+
+    def _transform_estimator(self, X):
+        """Embeddings of X by the estimator's network, after its preprocessing."""
+        from .inspection import _inputs
+
+        x_all, mask_all = _inputs(self.estimator_, X)
+        parts = []
+        for start in range(0, len(x_all), self.batch_size):
+            x = x_all[start:start + self.batch_size].to(self.device_)
+            kwargs = {} if mask_all is None else {
+                "mask": mask_all[start:start + self.batch_size].to(self.device_)}
+            with torch.inference_mode(), torch.autocast(
+                    torch.device(self.device_).type,
+                    dtype=PRECISIONS.get(self.precision, torch.bfloat16),
+                    enabled=self.precision is not None):
+                if self.layer is not None and self.pooling is not None:
+                    features = _pooled_layer(self.module_, x, self.layer,
+                                             self.pooling, kwargs.get("mask"))
+                else:
+                    features = extract_features(self.module_, x, self.layer,
+                                                self.pooling, **kwargs)
+            parts.append(features.float().cpu())
+        out = torch.cat(parts).numpy()
+        if self.n_features_out_ is not None and out.shape[1] != self.n_features_out_:
+            raise ValueError(
+                f"These inputs give {out.shape[1]} features where fit gave "
+                f"{self.n_features_out_}: with pooling=None the number depends "
+                "on the input size."
+            )
+        return out
 
     def _embed(self, batch):
         x = batch.to(self.device_) if torch.is_tensor(batch) else [
@@ -361,7 +468,51 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         return Images.from_array(data, self.data_format)
 
 
+_IMAGE_DEFAULTS = {"weights": "DEFAULT", "input_size": None, "resize": None,
+                   "mean": None, "std": None, "input_shape": None,
+                   "data_format": "auto", "num_workers": 0}
+
+
+def _same(value, default):
+    return value is default or (isinstance(value, str) and value == default)
+
+
+def _first_samples(X, n=2):
+    """The first ``n`` samples of X, in X's own format (for sizing)."""
+    if hasattr(X, "iloc"):
+        return X.iloc[:n]
+    return X[:n]
+
+
+def _pooled_layer(module, x, layer, pooling, mask):
+    """A layer's map pooled over its spatial axes (padded series: real steps).
+
+    Not :func:`extract_features`'s pooling, which reads a 3-D output as
+    transformer tokens ``(n, L, D)``: a 1-D network's maps are ``(n, C, L)``.
+    """
+    captured = []
+    handle = _submodule(module, layer).register_forward_hook(
+        lambda _m, _a, out: captured.append(_first_tensor(out)))
+    try:
+        module(x) if mask is None else module(x, mask=mask)
+    finally:
+        handle.remove()
+    out = captured[0]
+    if out.ndim <= 2:
+        return out.reshape(len(out), -1)
+    axes = tuple(range(2, out.ndim))
+    if mask is not None and out.ndim == 3 and out.shape[-1] == mask.shape[-1]:
+        m = mask[:, None, :]
+        if pooling == "avg":
+            return (out * m).sum(-1) / m.sum(-1).clamp(min=1)
+        return out.masked_fill(~m, float("-inf")).amax(-1)
+    return out.mean(axes) if pooling == "avg" else out.amax(axes)
+
+
 def _backbone_label(backbone):
+    if isinstance(backbone, BaseEstimator):
+        backbone = getattr(backbone, "estimator", backbone)
+        return type(backbone).__name__.lower()
     if isinstance(backbone, str):
         return backbone.split(":")[-1]
     if isinstance(backbone, nn.Module):

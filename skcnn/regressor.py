@@ -3,23 +3,85 @@
 import numpy as np
 import torch
 from sklearn.base import RegressorMixin
+from sklearn.utils import assert_all_finite
 
 from ._base import BaseCNN
-from ._compat import _fit_context
+from ._compat import StrOptions, _fit_context
 from ._docs import (
     COMMON_ATTRIBUTES,
     COMMON_PARAMS,
     IMAGE,
+    REGRESSOR_LOSS_PARAMS,
     REGRESSOR_RECIPE,
     SIGNAL,
     fill_doc,
 )
+from ._losses import REGRESSOR_LOSSES, criterion_for
 from ._signal import SIGNAL_CONSTRAINTS, _SignalMixin
 
 
 class _CNNRegressorBase(RegressorMixin, BaseCNN):
+    _parameter_constraints = {
+        **BaseCNN._parameter_constraints,
+        "loss": [StrOptions(set(REGRESSOR_LOSSES)), type],
+    }
+
+    def __init__(
+        self,
+        architecture="convnet",
+        *,
+        input_shape=None,
+        channels=None,
+        kernel_size=None,
+        pooling=None,
+        batch_norm=None,
+        dropout=None,
+        hidden_units=None,
+        activation=None,
+        weights=None,
+        freeze="none",
+        unfreeze_at_epoch=None,
+        lr_decay=1.0,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        batch_size=64,
+        max_epochs=30,
+        lr_schedule="onecycle",
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        loss="mse",
+        precision=None,
+        compile=False,
+        random_state=None,
+        device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
+        verbose=0,
+        warm_start=False,
+        checkpoint_dir=None,
+        callbacks=None,
+        **kwargs,
+    ):
+        super().__init__(
+            architecture, input_shape=input_shape, channels=channels,
+            kernel_size=kernel_size, pooling=pooling, batch_norm=batch_norm,
+            dropout=dropout, hidden_units=hidden_units, activation=activation,
+            weights=weights, freeze=freeze, unfreeze_at_epoch=unfreeze_at_epoch,
+            lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            patience=patience, precision=precision, compile=compile,
+            random_state=random_state, device=device, num_threads=num_threads,
+            sync_batch_norm=sync_batch_norm, verbose=verbose,
+            warm_start=warm_start, checkpoint_dir=checkpoint_dir,
+            callbacks=callbacks, **kwargs,
+        )
+        self.loss = loss
+
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train the network on inputs ``X`` and targets ``y``.
 
         The targets are standardised internally (per output), so training
@@ -31,6 +93,11 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
             Training inputs (see the class docstring for accepted shapes).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
             Numeric targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample's loss (and in the mean and
+            standard deviation that standardise the targets). Samples of
+            weight zero are left out of training; ``None`` weighs all
+            samples equally.
 
         Returns
         -------
@@ -38,15 +105,81 @@ class _CNNRegressorBase(RegressorMixin, BaseCNN):
             The fitted estimator.
         """
         X, lengths, y = self._prepare(X, y, reset=True)
+        X, lengths, y_std, weight = self._targets(X, lengths, y, sample_weight,
+                                                  reset=True)
+        return self._fit(X, torch.from_numpy(y_std), y_std.shape[1],
+                         *self._criterion(weight), lengths=lengths, weight=weight)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """Train on one chunk of the data: one pass over ``(X, y)``.
+
+        For data that do not fit in memory or arrive over time (a
+        ``numpy.memmap`` read chunk by chunk, the blocks of a Dask array
+        with ``dask_ml.wrappers.Incremental``, a stream). The first call
+        builds the network and the optimizer, and fixes the target
+        standardisation (``y_mean_``, ``y_scale_``) from its chunk: make
+        the first chunk representative (shuffled data). Each later call
+        continues with the same weights and optimizer state. No
+        learning-rate schedule, early stopping or hold-out is used: the
+        learning rate is ``lr`` throughout. After ``fit``, ``partial_fit``
+        continues the fitted network.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame
+            A chunk of training inputs (later chunks must have the shape of
+            the first).
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Numeric targets of the chunk.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each sample's loss in this chunk, as in
+            :meth:`fit`.
+
+        Returns
+        -------
+        self : object
+            The estimator, trained on one more chunk.
+        """
+        first = not hasattr(self, "net_")
+        X, lengths, y = self._partial_inputs(X, y)
+        X, lengths, y_std, weight = self._targets(X, lengths, y, sample_weight,
+                                                  reset=first)
+        return self._fit(X, torch.from_numpy(y_std), y_std.shape[1],
+                         *self._criterion(weight), lengths=lengths, weight=weight,
+                         partial=True)
+
+    def _criterion(self, weight):
+        return criterion_for(self.loss, "regression", weighted=weight is not None,
+                             name=type(self).__name__)
+
+    def _targets(self, X, lengths, y, sample_weight, *, reset):
+        """Samples of non-zero weight, standardised targets, their weights.
+
+        ``reset=True`` learns ``y_mean_`` and ``y_scale_`` (per output,
+        weighted by ``sample_weight``) from ``y``; otherwise the learned ones
+        are applied.
+        """
         y = np.asarray(y, dtype=np.float64)
-        self._y_ndim = y.ndim
+        # Object targets are converted to floats after scikit-learn's finite
+        # check: None becomes NaN here.
+        assert_all_finite(y, input_name="y")
         y2 = y.reshape(len(y), -1)
-        self.y_mean_ = y2.mean(axis=0)
-        scale = y2.std(axis=0)
-        self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        weight = self._sample_weight(sample_weight, X)
+        weight, X, lengths, y2 = self._drop_zero_weight(weight, X, lengths, y2)
+        if reset:
+            self._y_ndim = y.ndim
+            self.y_mean_ = np.average(y2, axis=0, weights=weight)
+            scale = np.sqrt(np.average((y2 - self.y_mean_) ** 2, axis=0,
+                                       weights=weight))
+            self.y_scale_ = np.where(scale > 0, scale, 1.0)
+        elif y2.shape[1] != len(self.y_mean_):
+            raise ValueError(
+                f"y has {y2.shape[1]} output(s), but {type(self).__name__} was "
+                f"fitted on {len(self.y_mean_)}."
+            )
         y_std = ((y2 - self.y_mean_) / self.y_scale_).astype(np.float32)
-        return self._fit(X, torch.from_numpy(y_std), y2.shape[1], torch.nn.MSELoss,
-                         lengths=lengths)
+        return X, lengths, y_std, weight
 
     def predict(self, X):
         """Predicted targets, in the units and shape of ``y``.
@@ -81,6 +214,7 @@ _REGRESSOR_DOC = """{summary}
     Parameters
     ----------
     {params}
+    {loss_params}
 
     Attributes
     ----------
@@ -97,7 +231,9 @@ _REGRESSOR_DOC = """{summary}
     Notes
     -----
     The network is trained with the mean squared error of the standardised
-    targets.{signal_notes}
+    targets (see ``loss``). Predictions do not depend on the batch: every
+    prediction batch has the same size, so a sample's prediction is the
+    same alone or with others.{signal_notes}
 
     Examples
     --------
@@ -108,12 +244,8 @@ _REGRESSOR_DOC = """{summary}
 @fill_doc(
     **IMAGE,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES,
+    loss_params=REGRESSOR_LOSS_PARAMS,
     summary="Convolutional neural network regressor for images.",
-    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
-           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
-           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
-           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
-           "``fit`` warns when X looks like that."),
     see_also="CNNClassifier : the same network for classification.\n    "
              "Conv1DRegressor : 1-D convolutions for signals.",
     example=""">>> import numpy as np
@@ -131,10 +263,8 @@ class CNNRegressor(_CNNRegressorBase):
 @fill_doc(
     **SIGNAL,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES, recipe=REGRESSOR_RECIPE,
+    loss_params=REGRESSOR_LOSS_PARAMS,
     summary="1-D convolutional neural network regressor for signals and series.",
-    intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
-           "arrays, wide and nested (sktime) DataFrames and lists of series "
-           "of unequal length (see Notes)."),
     see_also="Conv1DClassifier : the same network for classification.\n    "
              "CNNRegressor : 2-D convolutions for images.",
     example=""">>> import numpy as np
@@ -177,12 +307,16 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         early_stopping=False,
         validation_fraction=0.1,
         patience=5,
+        loss="mse",
         precision=None,
         compile=False,
         random_state=None,
         device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
         verbose=0,
         warm_start=False,
+        checkpoint_dir=None,
         callbacks=None,
         **kwargs,
     ):
@@ -194,9 +328,10 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
             lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
             batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
             early_stopping=early_stopping, validation_fraction=validation_fraction,
-            patience=patience, precision=precision, compile=compile, random_state=random_state,
-            device=device, verbose=verbose, warm_start=warm_start,
-            callbacks=callbacks, **kwargs,
+            patience=patience, loss=loss, precision=precision, compile=compile,
+            random_state=random_state, device=device, num_threads=num_threads,
+            sync_batch_norm=sync_batch_norm, verbose=verbose, warm_start=warm_start,
+            checkpoint_dir=checkpoint_dir, callbacks=callbacks, **kwargs,
         )
         self.normalize = normalize
         self.augment = augment

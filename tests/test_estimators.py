@@ -93,9 +93,14 @@ def test_class_weight_shifts_predictions(small_digits):
     plain = CNNClassifier(**FAST).fit(X, y2)
     heavy = CNNClassifier(class_weight={0: 1.0, 1: 50.0}, **FAST).fit(X, y2)
     assert heavy.predict(X).mean() > plain.predict(X).mean()
+    # 'balanced' weighs each sample by n / (n_classes * count of its class):
+    # the same fit as passing those weights as sample_weight
     balanced = CNNClassifier(class_weight="balanced", **FAST).fit(X, y2)
-    w = balanced.net_.criterion_.weight.numpy()
-    np.testing.assert_allclose(w, len(y2) / (2 * np.bincount(y2)), rtol=1e-6)
+    by_hand = CNNClassifier(**FAST).fit(
+        X, y2, sample_weight=(len(y2) / (2 * np.bincount(y2)))[y2])
+    np.testing.assert_allclose(balanced.predict_proba(X), by_hand.predict_proba(X),
+                               rtol=1e-5, atol=1e-6)
+    assert not np.allclose(balanced.predict_proba(X), plain.predict_proba(X), atol=1e-3)
 
 
 def test_regressor_large_scale_targets_and_shapes():
@@ -287,3 +292,21 @@ def test_precision_bf16_trains_on_cpu(small_digits):
     assert np.abs(got - expected).max() > 1e-4
     np.testing.assert_allclose(got, expected, atol=0.05)
     assert np.mean(got.argmax(1) == expected.argmax(1)) > 0.95
+
+
+@pytest.mark.parametrize(
+    "cls", [CNNClassifier, CNNRegressor, Conv1DClassifier, Conv1DRegressor])
+def test_every_estimator_takes_every_shared_parameter(cls):
+    # Each estimator spells out BaseCNN's parameters in its own __init__ (as
+    # scikit-learn requires for get_params); one left out would be silently
+    # rejected as an unexpected keyword argument.
+    import inspect
+
+    from skcnn._base import BaseCNN
+
+    shared = set(inspect.signature(BaseCNN.__init__).parameters) - {"self", "kwargs"}
+    own = set(inspect.signature(cls.__init__).parameters)
+    assert shared - own == set()
+    params = cls().get_params()
+    for name in shared:
+        assert cls(**{name: params[name]}).get_params()[name] is params[name]

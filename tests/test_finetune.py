@@ -9,6 +9,7 @@ import torchvision
 from skorch.callbacks import Callback
 
 from skcnn import CNNClassifier, CNNRegressor
+from skcnn.exceptions import UnknownBackboneError
 
 
 @pytest.fixture
@@ -154,7 +155,9 @@ def test_weights_file_for_a_registry_architecture(images, tmp_path):
 
 def test_unknown_backbone_and_knobs_on_a_backbone(images):
     X, y = images
-    with pytest.raises(ValueError, match="Unknown image \\(2-D\\) architecture 'resnet181'"):
+    # a typed error (a ValueError) that callers can catch by type
+    with pytest.raises(UnknownBackboneError,
+                       match="Unknown image \\(2-D\\) architecture 'resnet181'"):
         CNNClassifier("resnet181", **FT).fit(X, y)
     with pytest.raises(ValueError, match="is a pretrained backbone; the knobs"):
         CNNClassifier("resnet18", dropout=0.3, **FT).fit(X, y)

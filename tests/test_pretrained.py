@@ -27,6 +27,7 @@ from skcnn._finetune import (
     set_frozen_bn_eval,
 )
 from skcnn._images import preprocess, preprocessing_config
+from skcnn.exceptions import UnknownBackboneError
 from skcnn.pretrained import PretrainedFeatureExtractor
 
 
@@ -277,7 +278,7 @@ def test_bad_parameters():
     with pytest.raises(ValueError, match="'precision' parameter.*'fp8'"):
         PretrainedFeatureExtractor(TinyNet, weights=None, precision="fp8").fit(
             _images(n=1))
-    with pytest.raises(ValueError, match="Unknown backbone 'resnet-18'.*resnet18"):
+    with pytest.raises(UnknownBackboneError, match="Unknown backbone 'resnet-18'.*resnet18"):
         PretrainedFeatureExtractor("resnet-18", weights=None).fit(_images(n=1))
     with pytest.raises(ValueError, match="Unknown weights 'IMAGENET9K'.*IMAGENET1K_V1"):
         load_backbone("resnet18", "IMAGENET9K")

@@ -1,0 +1,164 @@
+"""Threads and devices per worker: ``num_threads`` and ``device='auto'``."""
+
+import types
+
+import joblib
+import numpy as np
+import pytest
+import torch
+
+from skcnn import (
+    CNNClassifier,
+    CNNRegressor,
+    Conv1DClassifier,
+    Conv1DRegressor,
+    _parallel,
+)
+from skcnn._utils import resolve_device
+
+TINY = dict(channels=(4,), hidden_units=(8,), max_epochs=2, random_state=0)
+
+
+@pytest.fixture
+def torch_threads():
+    """Leave torch's thread count as the test found it."""
+    before = torch.get_num_threads()
+    yield before
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("Est", [CNNClassifier, CNNRegressor])
+def test_num_threads_is_used_recorded_and_restored(Est, small_digits, torch_threads):
+    X, y = small_digits
+    torch.set_num_threads(1)
+    est = Est(ThreadSpy, num_threads=2, max_epochs=2, random_state=0).fit(
+        X[:100], y[:100])
+    seen = est.module_.seen
+    assert set(seen) == {2}
+    assert est.n_threads_ == 2
+    assert est.history_[:, "n_threads"] == [2, 2]
+    assert torch.get_num_threads() == 1  # restored after fit
+    seen.clear()
+    est.predict(X[:10])
+    assert set(seen) == {2} and torch.get_num_threads() == 1
+
+
+def test_num_threads_none_keeps_torch_setting_outside_workers(small_digits,
+                                                              torch_threads):
+    X, y = small_digits
+    torch.set_num_threads(1)
+    est = CNNClassifier(**TINY).fit(X[:60], y[:60])
+    assert est.n_threads_ == 1 and est.history_[:, "n_threads"] == [1, 1]
+
+
+@pytest.mark.parametrize("Est", [CNNClassifier, CNNRegressor, Conv1DClassifier,
+                                 Conv1DRegressor])
+def test_num_threads_is_validated(Est):
+    X = np.random.RandomState(0).rand(20, 64)
+    y = np.arange(20) % 2
+    with pytest.raises(ValueError, match="'num_threads' parameter"):
+        Est(num_threads=0, max_epochs=1).fit(X, y)
+
+
+def test_thread_limit_nests_and_restores(torch_threads):
+    torch.set_num_threads(1)
+    with _parallel.thread_limit(2):
+        assert torch.get_num_threads() == 2
+        with _parallel.thread_limit(3):
+            assert torch.get_num_threads() == 3
+        assert torch.get_num_threads() == 3  # the outermost block restores
+    assert torch.get_num_threads() == 1
+
+
+class ThreadSpy(torch.nn.Module):
+    """A linear model that records torch's thread count in each forward."""
+
+    def __init__(self, in_channels, n_outputs):
+        super().__init__()
+        self.fc = torch.nn.Linear(64 * in_channels, n_outputs)
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(torch.get_num_threads())
+        return self.fc(x.flatten(1))
+
+
+def _fit_in_worker(X, y):
+    # A worker left with another thread count by earlier work.
+    torch.set_num_threads(3)
+    est = CNNClassifier(ThreadSpy, max_epochs=2, random_state=0).fit(X, y)
+    return est.n_threads_, sorted(set(est.module_.seen)), torch.get_num_threads()
+
+
+def test_num_threads_none_uses_the_loky_worker_budget(small_digits):
+    X, y = small_digits
+    with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
+        out = joblib.Parallel(n_jobs=2)(
+            joblib.delayed(_fit_in_worker)(X[:60], y[:60]) for _ in range(2))
+    # joblib gave each worker one thread: the fit used it, then the
+    # worker's own setting came back.
+    assert out == [(1, [1], 3), (1, [1], 3)]
+
+
+def test_worker_thread_budget_of_a_dask_worker(monkeypatch):
+    worker = types.SimpleNamespace(
+        name=0, address="tcp://127.0.0.1:1",
+        state=types.SimpleNamespace(nthreads=4, executing={"a", "b"}))
+    monkeypatch.setattr(_parallel, "_dask_worker", lambda: worker)
+    assert _parallel.worker_thread_budget() == 2  # 4 threads, 2 tasks running
+    worker.state.executing = {"a"}
+    assert _parallel.worker_thread_budget() == 4
+    assert _parallel.resolve_num_threads(None) == 4
+    assert _parallel.resolve_num_threads(7) == 7
+
+
+@pytest.fixture
+def four_gpus(monkeypatch):
+    """Pretend that the machine has 4 CUDA devices."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setattr(_parallel, "_dask_worker", lambda: None)
+    monkeypatch.setattr(_parallel, "_ray_context", lambda: None)
+    monkeypatch.setattr(_parallel, "_in_loky_worker", lambda: False)
+    return monkeypatch
+
+
+def test_auto_device_outside_workers_is_the_current_gpu(four_gpus):
+    assert resolve_device("auto") == "cuda"
+
+
+def test_auto_device_follows_local_rank(four_gpus):
+    four_gpus.setenv("LOCAL_RANK", "1")
+    assert resolve_device("auto") == "cuda:1"
+    four_gpus.setenv("LOCAL_RANK", "6")
+    assert resolve_device("auto") == "cuda:2"
+
+
+def test_auto_device_spreads_dask_workers(four_gpus):
+    devices = []
+    for name in range(6):
+        worker = types.SimpleNamespace(name=name, address=f"tcp://127.0.0.1:{name}")
+        four_gpus.setattr(_parallel, "_dask_worker", lambda w=worker: w)
+        devices.append(resolve_device("auto"))
+    assert devices == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1"]
+
+
+def test_auto_device_spreads_loky_workers(four_gpus):
+    four_gpus.setattr(_parallel, "_in_loky_worker", lambda: True)
+    for identity, expected in [((2,), "cuda:1"), ((1, 7), "cuda:2")]:
+        process = types.SimpleNamespace(_identity=identity)
+        four_gpus.setattr(_parallel.multiprocessing, "current_process",
+                          lambda p=process: p)
+        assert resolve_device("auto") == expected
+
+
+def test_auto_device_with_one_gpu_is_cuda(four_gpus):
+    four_gpus.setattr(torch.cuda, "device_count", lambda: 1)
+    four_gpus.setenv("LOCAL_RANK", "3")
+    assert resolve_device("auto") == "cuda"
+
+
+def test_explicit_device_is_not_spread(four_gpus):
+    four_gpus.setenv("LOCAL_RANK", "3")
+    assert resolve_device("cuda:0") == "cuda:0"
