@@ -485,7 +485,7 @@ class BaseCNN(BaseEstimator):
             device=device,
             precision=self.precision,
             compile=self.compile,
-            channels_last=(self._ndim == 2 and device.startswith("cuda")),
+            channels_last=_uses_channels_last(self._ndim, device),
             generator=generator,
             sample_shape=self.input_shape_,
             lr_groups=lr_groups,
@@ -600,8 +600,7 @@ class BaseCNN(BaseEstimator):
                                     fingerprint(self, dataset, n_outputs))
             # A warm start continues the network in memory: it does not resume.
             state = None if warm else checkpoint.read()
-        if (device.startswith("cuda") and isinstance(dataset, ArrayDataset)
-                and _fits_on(device, dataset)):
+        if isinstance(dataset, ArrayDataset) and _keeps_data_on(device, dataset):
             dataset = dataset.to(device)
         n_threads = resolve_num_threads(self.num_threads)
         seed = self._seed
@@ -870,12 +869,24 @@ def _lengths_tensor(lengths):
     return None if lengths is None else torch.as_tensor(lengths, dtype=torch.long)
 
 
-def _fits_on(device, dataset, share=0.5):
-    """Whether the data take less than ``share`` of the free device memory."""
+def _keeps_data_on(device, dataset, share=0.5):
+    """Whether to copy the training data to ``device`` once, before training.
+
+    On a CUDA device, when the data take less than ``share`` of its free
+    memory; otherwise (the CPU, or data too large) each batch is moved to
+    the device as it is used.
+    """
+    if not device.startswith("cuda"):
+        return False
     free, _ = torch.cuda.mem_get_info(torch.device(device))
     size = sum(t.numel() * t.element_size() for t in (dataset.X, dataset.y)
                if t is not None)
     return size < share * free
+
+
+def _uses_channels_last(ndim, device):
+    """Channels-last memory format: for images (2-D) on a CUDA device."""
+    return ndim == 2 and device.startswith("cuda")
 
 
 def _warn_if_channels_last(X, ndim, name, stacklevel=6):

@@ -11,8 +11,9 @@ documented default cannot drift from the signature.
 import inspect
 import re
 
-__all__ = ["CLASSIFIER_RECIPE", "COMMON_ATTRIBUTES", "COMMON_PARAMS", "IMAGE",
-           "REGRESSOR_RECIPE", "SIGNAL", "fill_doc"]
+__all__ = ["CLASSIFIER_LOSS_PARAMS", "CLASSIFIER_RECIPE", "COMMON_ATTRIBUTES",
+           "COMMON_PARAMS", "IMAGE", "REGRESSOR_LOSS_PARAMS", "REGRESSOR_RECIPE",
+           "SIGNAL", "fill_doc"]
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -163,6 +164,34 @@ default='adam'
         skorch routing for power users: ``module__*`` (architecture
         arguments), ``optimizer__*``, ``criterion__*``, ``callbacks__*``,
         ``iterator_train__*``, ``iterator_valid__*``, ``compile__*``."""
+
+CLASSIFIER_LOSS_PARAMS = """\
+loss : {'cross_entropy', 'focal'} or torch loss class, default='cross_entropy'
+        Training loss, computed per sample and averaged over a batch with
+        the samples' weights (``sample_weight`` times ``class_weight``).
+        ``'cross_entropy'``: softmax cross-entropy (binary cross-entropy of
+        each label for multi-label targets). ``'focal'``: the focal loss
+        ``-(1 - p_t)^gamma log(p_t)`` of Lin et al. (2017) with
+        ``gamma=2``, which down-weights well-classified samples (class
+        imbalance, hard examples); change gamma with ``criterion__gamma``.
+        A ``torch.nn.Module`` subclass is built with ``reduction='none'``
+        when it takes that argument, and called on the logits and the
+        encoded labels (class indices, or a float indicator matrix).
+    label_smoothing : float in [0, 1), default=0.0
+        Label smoothing of the built-in losses: the targets become
+        ``(1 - eps) * onehot + eps / n_classes`` (per label ``(1 - eps) y +
+        eps / 2`` for multi-label targets), which keeps the network from
+        becoming over-confident."""
+
+REGRESSOR_LOSS_PARAMS = """\
+loss : {'mse', 'mae', 'huber'} or torch loss class, default='mse'
+        Training loss on the standardised targets, computed per sample and
+        averaged over a batch with the samples' weights: mean squared
+        error, mean absolute error (robust to outliers; fits a median),
+        or the Huber loss with ``delta=1`` (one standard deviation of the
+        target: squared below, absolute above). A ``torch.nn.Module``
+        subclass is built with ``reduction='none'`` when it takes that
+        argument."""
 
 COMMON_ATTRIBUTES = """\
 net_ : skorch.NeuralNet

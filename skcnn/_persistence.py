@@ -81,6 +81,8 @@ def _encode(value):
         return value
     if isinstance(value, (int, float)) and type(value) in (int, float):
         return value
+    if isinstance(value, np.dtype):  # e.g. the dtype of multi-label targets
+        return {"__npdtype__": value.str}
     if isinstance(value, np.generic):
         return {"__npscalar__": value.item(), "dtype": value.dtype.str}
     if isinstance(value, np.ndarray):
@@ -128,6 +130,8 @@ class _Decoder:
         if "__ndarray__" in value:
             dtype = np.dtype(value["dtype"])
             return np.array(value["__ndarray__"], dtype=dtype).reshape(value["shape"])
+        if "__npdtype__" in value:
+            return np.dtype(value["__npdtype__"])
         if "__npscalar__" in value:
             return np.dtype(value["dtype"]).type(value["__npscalar__"])
         if "__class__" in value or "__function__" in value:
@@ -463,12 +467,13 @@ def _rebuild_net(estimator, criterion, criterion_kwargs, device):
 class _Exported(torch.nn.Module):
     """The network with the estimator's input scaling and output decoding."""
 
-    def __init__(self, module, *, normalize=None, softmax=False, y_mean=None,
-                 y_scale=None):
+    def __init__(self, module, *, normalize=None, softmax=False, sigmoid=False,
+                 y_mean=None, y_scale=None):
         super().__init__()
         self.module = module
         self.normalize = normalize
         self.softmax = softmax
+        self.sigmoid = sigmoid
         if y_mean is not None:
             self.register_buffer("y_mean", torch.as_tensor(y_mean, dtype=torch.float32))
             self.register_buffer("y_scale", torch.as_tensor(y_scale, dtype=torch.float32))
@@ -482,6 +487,8 @@ class _Exported(torch.nn.Module):
         out = out.reshape(out.shape[0], -1)
         if self.softmax:
             return torch.softmax(out, dim=1)
+        if self.sigmoid:  # multi-label: one probability per label
+            return torch.sigmoid(out)
         if self.y_mean is not None:
             return out * self.y_scale + self.y_mean
         return out
@@ -512,7 +519,8 @@ def export_onnx(estimator, path, *, opset_version=17):
     images must be transposed to channels-first, images resized and
     cropped as ``preprocessing_`` says, and ``tta`` is not applied.
     Its output is ``"probabilities"`` (classifiers: the softmax, columns in
-    the order of ``classes_``) or ``"predictions"`` (regressors: in the units
+    the order of ``classes_``; multi-label classifiers: the sigmoid of each
+    label) or ``"predictions"`` (regressors: in the units
     of ``y``, shape ``(n, n_outputs)``).
 
     Parameters
@@ -546,10 +554,12 @@ def export_onnx(estimator, path, *, opset_version=17):
     check_is_fitted(estimator)
     module = copy.deepcopy(estimator.net_.module_).to("cpu").float().eval()
     is_classifier = estimator._is_classifier()
+    multilabel = is_classifier and getattr(estimator, "_multilabel", False)
     wrapper = _Exported(
         module,
         normalize=getattr(estimator, "normalize", None),
-        softmax=is_classifier,
+        softmax=is_classifier and not multilabel,
+        sigmoid=multilabel,
         y_mean=None if is_classifier else estimator.y_mean_,
         y_scale=None if is_classifier else estimator.y_scale_,
     ).eval()

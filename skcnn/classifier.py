@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d
 from ._base import BaseCNN
 from ._compat import Interval, StrOptions, _fit_context
 from ._docs import (
+    CLASSIFIER_LOSS_PARAMS,
     CLASSIFIER_RECIPE,
     COMMON_ATTRIBUTES,
     COMMON_PARAMS,
@@ -376,12 +377,14 @@ _CLASSIFIER_DOC = """{summary}
         Weights of the classes in the cross-entropy loss: ``{label:
         weight}``, ``'balanced'`` (inversely proportional to class
         frequencies, as in scikit-learn) or one weight per class in the
-        order of ``classes_``.
+        order of ``classes_``. Multiplies ``sample_weight`` in ``fit``.
+    {loss_params}
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
         The labels seen in ``fit``; ``predict`` returns values from it.
+        Multi-label: ``arange(n_labels)``, the columns of ``y``.
     {attributes}
 
     See Also
@@ -391,7 +394,13 @@ _CLASSIFIER_DOC = """{summary}
     Notes
     -----
     The network outputs one logit per class and is trained with
-    cross-entropy on the logits; ``predict_proba`` is their softmax.
+    cross-entropy on the logits (see ``loss``); ``predict_proba`` is their
+    softmax. A 2-D binary indicator ``y`` (multi-label: any number of
+    labels per sample) trains one sigmoid output per label with binary
+    cross-entropy; ``predict`` then returns the indicator matrix and
+    ``predict_proba`` the probability of each label. Predictions do not
+    depend on the batch: every prediction batch has the same size, so a
+    sample's outputs are the same alone or with others.
     Each epoch is split into batches of nearly equal size (see
     ``batch_size``); a batch of a single sample, which batch normalisation
     cannot train on, is dropped.{signal_notes}
@@ -405,6 +414,7 @@ _CLASSIFIER_DOC = """{summary}
 @fill_doc(
     **IMAGE,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES,
+    loss_params=CLASSIFIER_LOSS_PARAMS,
     summary="Convolutional neural network classifier for images.",
     see_also="CNNRegressor : the same network for regression.\n    "
              "Conv1DClassifier : 1-D convolutions for signals.",
@@ -491,6 +501,7 @@ class CNNClassifier(_ImageMixin, _CNNClassifierBase):
 @fill_doc(
     **SIGNAL,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES, recipe=CLASSIFIER_RECIPE,
+    loss_params=CLASSIFIER_LOSS_PARAMS,
     summary="1-D convolutional neural network classifier for signals and series.",
     see_also="Conv1DRegressor : the same network for regression.\n    "
              "CNNClassifier : 2-D convolutions for images.",

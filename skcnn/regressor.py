@@ -11,6 +11,7 @@ from ._docs import (
     COMMON_ATTRIBUTES,
     COMMON_PARAMS,
     IMAGE,
+    REGRESSOR_LOSS_PARAMS,
     REGRESSOR_RECIPE,
     SIGNAL,
     fill_doc,
@@ -214,6 +215,7 @@ _REGRESSOR_DOC = """{summary}
     Parameters
     ----------
     {params}
+    {loss_params}
 
     Attributes
     ----------
@@ -230,7 +232,9 @@ _REGRESSOR_DOC = """{summary}
     Notes
     -----
     The network is trained with the mean squared error of the standardised
-    targets.{signal_notes}
+    targets (see ``loss``). Predictions do not depend on the batch: every
+    prediction batch has the same size, so a sample's prediction is the
+    same alone or with others.{signal_notes}
 
     Examples
     --------
@@ -241,6 +245,7 @@ _REGRESSOR_DOC = """{summary}
 @fill_doc(
     **IMAGE,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES,
+    loss_params=REGRESSOR_LOSS_PARAMS,
     summary="Convolutional neural network regressor for images.",
     see_also="CNNClassifier : the same network for classification.\n    "
              "Conv1DRegressor : 1-D convolutions for signals.",
@@ -324,6 +329,7 @@ class CNNRegressor(_ImageMixin, _CNNRegressorBase):
 @fill_doc(
     **SIGNAL,
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES, recipe=REGRESSOR_RECIPE,
+    loss_params=REGRESSOR_LOSS_PARAMS,
     summary="1-D convolutional neural network regressor for signals and series.",
     see_also="Conv1DClassifier : the same network for classification.\n    "
              "CNNRegressor : 2-D convolutions for images.",

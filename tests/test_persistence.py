@@ -239,3 +239,39 @@ def test_export_onnx_needs_a_fitted_estimator(tmp_path):
     pytest.importorskip("onnx")
     with pytest.raises(NotFittedError):
         skcnn.export_onnx(Conv1DRegressor(), tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("case", ["multilabel_focal", "huber", "partial_fit"])
+def test_round_trip_of_targets_losses_and_partial_fit(tmp_path, case):
+    # the fitted state of multi-label targets (their dtype), a chosen loss
+    # and a partial_fit sequence survive the round trip
+    X = _images()
+    rng = np.random.RandomState(1)
+    if case == "multilabel_focal":
+        Y = (rng.rand(len(X), 3) > 0.5).astype(np.int64)
+        est = CNNClassifier(loss="focal", **FAST).fit(X, Y)
+    elif case == "huber":
+        est = CNNRegressor(loss="huber", **FAST).fit(X, X.mean(axis=(1, 2, 3)))
+    else:
+        est = CNNClassifier(**FAST).partial_fit(X, X[:, 0, 0, 0] > 0.5,
+                                                classes=[False, True])
+    skcnn.save(est, tmp_path / "m.safetensors")
+    loaded = skcnn.load(tmp_path / "m.safetensors")
+    np.testing.assert_array_equal(_outputs(loaded, X), _outputs(est, X))
+    pred = loaded.predict(X)
+    np.testing.assert_array_equal(pred, est.predict(X))
+    assert pred.dtype == est.predict(X).dtype
+    assert type(loaded.net_.criterion_) is type(est.net_.criterion_)
+
+
+def test_onnx_export_of_a_multilabel_classifier(tmp_path):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    X = _images()
+    Y = (np.random.RandomState(1).rand(len(X), 3) > 0.5).astype(np.int64)
+    est = CNNClassifier(**FAST).fit(X, Y)
+    path = skcnn.export_onnx(est, tmp_path / "model.onnx")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": X})
+    # one independent probability per label (sigmoids), not a softmax
+    np.testing.assert_allclose(got, est.predict_proba(X), atol=1e-4, rtol=1e-4)
