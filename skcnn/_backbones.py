@@ -33,6 +33,7 @@ from .exceptions import UnknownBackboneError
 
 __all__ = [
     "adapt_input_channels",
+    "backbone_meta",
     "extract_features",
     "feature_layers",
     "head_name",
@@ -170,6 +171,45 @@ def load_backbone(backbone, weights=None, *, progress=True):
         "model name (torchvision.models.list_models(module=torchvision.models)), "
         f"'efficientnet_lite0', 'timm:<name>'{timm_note}, or an nn.Module."
     )
+
+
+def backbone_meta(name, weights=None):
+    """Preprocessing metadata of a backbone given by name, without its weights.
+
+    What :func:`load_backbone` returns as ``meta`` (``'resize_size'``,
+    ``'crop_size'``, ``'mean'``, ``'std'``, ``'interpolation'`` and, for
+    timm, ``'crop_pct'`` and ``'crop_mode'``), read from torchvision's
+    weights enum or from a timm model built on the ``meta`` device (no
+    memory, no weights read), so the estimators can size their input
+    pipeline before they build the network.
+
+    Parameters
+    ----------
+    name : str
+        As in :func:`load_backbone`.
+    weights : str, os.PathLike or None, default=None
+        As in :func:`load_backbone`; a torchvision weights name selects
+        that weights' preprocessing.
+
+    Returns
+    -------
+    meta : dict
+    """
+    if name.startswith("timm:") or name == "efficientnet_lite0" or (
+            name not in _torchvision_names() and _timm() is not None
+            and _timm().is_model(name)):
+        timm = _require_timm(f"backbone {name!r}")
+        arch = ("tf_efficientnet_lite0" if name == "efficientnet_lite0"
+                else name.removeprefix("timm:"))
+        with torch.device("meta"):
+            module = timm.create_model(arch, pretrained=False)
+        return _timm_meta(module, None)
+    if name in _torchvision_names():
+        if weights is None or is_weights_file(weights):
+            return _torchvision_meta(name, None, get_model_weights(name).DEFAULT)
+        resolved = _torchvision_weights(name, weights)
+        return _torchvision_meta(name, resolved, resolved)
+    return load_backbone(name, None)[1]  # raises UnknownBackboneError
 
 
 def is_weights_file(weights):
@@ -345,6 +385,12 @@ def _timm_meta(module, weights):
     cfg = getattr(module, "pretrained_cfg", None)
     if not isinstance(cfg, dict) or "input_size" not in cfg:
         return {}
+    try:  # timm's own resolution of the eval preprocessing, where it has one
+        from timm.data import resolve_model_data_config
+
+        cfg = {**cfg, **resolve_model_data_config(module)}
+    except Exception:  # older timm, or a module it cannot read: the raw cfg
+        pass
     crop = tuple(int(v) for v in cfg["input_size"][-2:])
     crop_pct = float(cfg.get("crop_pct") or 1.0)
     meta = {
@@ -357,6 +403,8 @@ def _timm_meta(module, weights):
         "mean": tuple(float(v) for v in cfg.get("mean", IMAGENET_MEAN)),
         "std": tuple(float(v) for v in cfg.get("std", IMAGENET_STD)),
         "interpolation": cfg.get("interpolation") or "bilinear",
+        "crop_pct": crop_pct,
+        "crop_mode": cfg.get("crop_mode") or "center",
     }
     if weights is not None:
         categories = _timm_categories(module)
@@ -703,11 +751,17 @@ def adapt_input_channels(module, in_channels):
     """Make the first convolution take ``in_channels`` channels.
 
     The new filters come from the pretrained ones, so that a pretrained
-    network stays useful: for one channel (grey images) they are the sum
-    of the RGB filters, so a grey image gives the response that its RGB
-    copy gave; for ``C`` channels each is the mean of the RGB filters
-    scaled by ``3 / C`` (the response to a constant image is kept). Images
-    must then be normalised per channel by the caller. GoogLeNet and
+    network stays useful, as timm's ``adapt_input_conv`` builds them: for
+    one channel (grey images) they are the sum of the RGB filters, so a
+    grey image gives the response that its RGB copy gave; for ``C``
+    channels the RGB filters are repeated over the channels (channel ``k``
+    gets the filter of colour ``k % 3``: the first three channels of RGBA
+    or RGB + near-infrared images keep their colour filters) and all are
+    scaled by ``3 / C`` (which keeps the size of the response when the
+    extra channels resemble the colours). Images must
+    then be normalised per channel by the caller
+    (:func:`skcnn._finetune.stats_for_channels` repeats the statistics the
+    same way). GoogLeNet and
     Inception's ``transform_input`` (an RGB renormalisation) is switched off.
 
     Parameters
@@ -738,9 +792,9 @@ def adapt_input_channels(module, in_channels):
     w = old.weight.detach()
     if in_channels == 1:
         new_w = w.sum(dim=1, keepdim=True)
-    else:
-        new_w = (w.mean(dim=1, keepdim=True) * (w.shape[1] / in_channels)).repeat(
-            1, in_channels, 1, 1)
+    else:  # timm.models.adapt_input_conv: repeat the filters, scale by 3 / C
+        repeat = math.ceil(in_channels / w.shape[1])
+        new_w = w.repeat(1, repeat, 1, 1)[:, :in_channels] * (w.shape[1] / in_channels)
     old.weight = nn.Parameter(new_w.clone(), requires_grad=old.weight.requires_grad)
     old.in_channels = in_channels
     if getattr(module, "transform_input", False):

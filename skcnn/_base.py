@@ -579,10 +579,15 @@ class BaseCNN(BaseEstimator):
             self._n_partial_calls = 0
         device = resolve_device(self.device) if first else self.net_.device
         dist_info = None if partial else setup_distributed(device)
-        dataset = ArrayDataset(
-            as_tensor(X), y_tensor, _lengths_tensor(lengths),
-            weight=None if weight is None else torch.as_tensor(weight,
-                                                               dtype=torch.float32))
+        dataset = _make_dataset(
+            X, y_tensor, lengths,
+            None if weight is None else torch.as_tensor(weight, dtype=torch.float32))
+        if dist_info is not None and not isinstance(dataset, ArrayDataset):
+            raise ValueError(
+                f"{type(self).__name__}: data-parallel (DDP) training takes "
+                f"in-memory arrays; got images read as they go (file paths, a "
+                f"list of images or a Dataset). Load them into an array first."
+            )
         criterion_key = (criterion, sorted((criterion_kwargs or {}).items()))
         warm = (not first) or (
             self.warm_start and hasattr(self, "net_")
@@ -595,7 +600,7 @@ class BaseCNN(BaseEstimator):
                                     fingerprint(self, dataset, n_outputs))
             # A warm start continues the network in memory: it does not resume.
             state = None if warm else checkpoint.read()
-        if _keeps_data_on(device, dataset):
+        if isinstance(dataset, ArrayDataset) and _keeps_data_on(device, dataset):
             dataset = dataset.to(device)
         n_threads = resolve_num_threads(self.num_threads)
         seed = self._seed
@@ -699,6 +704,15 @@ class BaseCNN(BaseEstimator):
     def _predict_outputs(self, X):
         """Network outputs for X as a float32 array of shape (n, n_outputs).
 
+        With test-time augmentation, the mean of the views' outputs.
+        """
+        views = self._predict_view_outputs(X)
+        return views[0] if len(views) == 1 else views.mean(axis=0)
+
+    def _predict_view_outputs(self, X):
+        """Network outputs per view: float32 array (n_views, n, n_outputs).
+
+        One view (the inputs as they are) unless ``_tta_views`` gives more.
         Every batch goes through the network at the same size
         (:meth:`_predict_batch_size`; the last one padded), so a sample's
         outputs are the same, bit for bit on the CPU, whether it is predicted
@@ -712,10 +726,15 @@ class BaseCNN(BaseEstimator):
         X, lengths, _ = self._prepare(X, reset=False)
         net = self.net_
         module = net.module_
-        out = np.empty((len(X), self._n_outputs), dtype=np.float32)
-        dataset = ArrayDataset(as_tensor(X), lengths=_lengths_tensor(lengths))
+        views = self._tta_views()
+        out = np.empty((len(views), len(X), self._n_outputs), dtype=np.float32)
+        dataset = _make_dataset(X, None, lengths)
         size = self._predict_batch_size()
-        iterator = BatchIterator(dataset, size, device=net.device)
+        if isinstance(dataset, ArrayDataset):
+            iterator = BatchIterator(dataset, size, device=net.device)
+        else:  # streamed images: a DataLoader with the same batch sizes
+            iterator = dataset.loader(size,
+                                      pin_memory=str(net.device).startswith("cuda"))
         # The module stays in eval mode after training (see _fit): concurrent
         # predictions (ParallelPostFit's threads) must not switch it back
         # to training mode under each other's feet.
@@ -725,11 +744,16 @@ class BaseCNN(BaseEstimator):
         with torch.inference_mode():
             for Xb, _ in iterator:
                 rows = batch_rows(Xb)
-                yb = net.infer(pad_rows(Xb, size))[:rows].float()
-                stop = start + rows
-                out[start:stop] = yb.reshape(rows, -1).cpu().numpy()
-                start = stop
+                Xb = pad_rows(Xb, size)
+                for v, view in enumerate(views):
+                    yb = net.infer(Xb if view is None else view(Xb))[:rows].float()
+                    out[v, start:start + rows] = yb.reshape(rows, -1).cpu().numpy()
+                start += rows
         return out
+
+    def _tta_views(self):
+        """Views of each prediction batch averaged by ``predict`` ([None]: none)."""
+        return [None]
 
     def _predict_batch_size(self):
         """Rows per prediction batch: fixed for a fitted estimator.
@@ -797,6 +821,19 @@ class _HoldOut:
         return dataset.subset(np.sort(train)), dataset.subset(np.sort(valid))
 
 
+def _make_dataset(X, y_tensor, lengths, weight=None):
+    """The torch Dataset of prepared inputs: in memory, or read as it goes.
+
+    ``X`` is a float array from :meth:`BaseCNN._prepare`, or an object with
+    ``make_dataset(y, weight)`` (the image estimators' uint8 arrays and
+    streamed images, :mod:`skcnn._image_input`). ``weight``: per-sample loss
+    weights (a float tensor) or None.
+    """
+    if hasattr(X, "make_dataset"):
+        return X.make_dataset(y_tensor, weight)
+    return ArrayDataset(as_tensor(X), y_tensor, _lengths_tensor(lengths), weight=weight)
+
+
 def _check_not_empty(sample_shape, name):
     if 0 in sample_shape:
         raise ValueError(
@@ -852,12 +889,14 @@ def _uses_channels_last(ndim, device):
     return ndim == 2 and device.startswith("cuda")
 
 
-def _warn_if_channels_last(X, ndim, name):
+def _warn_if_channels_last(X, ndim, name, stacklevel=6):
     """Warn when 4-D images look stored as ``(n, H, W, C)``.
 
     PIL, scikit-image and matplotlib give ``(H, W, 3)`` images; the networks
-    read ``(n, C, H, W)``. Such an array trains without error (with H
-    channels of W x C pixels) but learns little, so say so at ``fit``.
+    read ``(n, C, H, W)``. The image estimators read such arrays channels-last
+    with ``data_format='auto'``; with ``data_format='channels_first'`` it
+    trains without error (with H channels of W x C pixels) but learns
+    little, so say so at ``fit``.
     """
     colour = (1, 3, 4)
     if ndim == 2 and X.ndim == 4 and X.shape[3] in colour and X.shape[1] not in colour:
@@ -866,10 +905,10 @@ def _warn_if_channels_last(X, ndim, name):
             f"X has shape {X.shape}, which looks like channels-last images "
             f"(n_samples, height, width, channels); {name} reads 4-D arrays as "
             f"(n_samples, channels, height, width), here {h} channels of {w} x "
-            f"{c} pixels. Pass X.transpose(0, 3, 1, 2) to train on {c}-channel "
-            f"{h} x {w} images.",
+            f"{c} pixels. Set data_format='auto' or 'channels_last' (or pass "
+            f"X.transpose(0, 3, 1, 2)) to train on {c}-channel {h} x {w} images.",
             UserWarning,
-            stacklevel=6,
+            stacklevel=stacklevel,
         )
 
 

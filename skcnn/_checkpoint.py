@@ -47,16 +47,35 @@ def fingerprint(estimator, dataset, n_outputs):
     Parameters are compared by ``repr`` (all but ``checkpoint_dir``,
     ``verbose``, ``callbacks``, ``device`` and ``warm_start``); the data by
     their shapes and a CRC-32 of their bytes (sample weights included).
+    Streamed images: the CRC-32 of
+    :meth:`skcnn._image_data.ImageSource.fingerprint` (file paths with
+    their sizes and modification times; the pixels of lists of images); a
+    torch ``Dataset`` ``X`` is refused with a ``ValueError``.
     """
     params = {k: repr(v) for k, v in sorted(estimator.get_params().items())
               if k not in _FREE_PARAMS}
     crc = 0
-    for tensor in (dataset.X, dataset.y, dataset.lengths,
-                   getattr(dataset, "weight", None)):
+    source = getattr(dataset, "source", None)  # streamed images (skcnn._image_data)
+    if source is not None:
+        crc = source.fingerprint()
+        if crc is None:
+            raise ValueError(
+                f"{type(estimator).__name__}: checkpoint_dir cannot check that "
+                f"a torch Dataset X is the one a checkpoint was trained on (it "
+                f"would have to read every image); pass the images as file "
+                f"paths, a list or an array, or set checkpoint_dir=None."
+            )
+        tensors = (dataset.y, getattr(dataset, "weight", None))
+        sample_shape = [source.channels, *source.size]
+    else:
+        tensors = (dataset.X, dataset.y, dataset.lengths,
+                   getattr(dataset, "weight", None))
+        sample_shape = list(dataset.X.shape[1:])
+    for tensor in tensors:
         if tensor is not None:
             array = tensor.detach().cpu().contiguous().numpy()
             crc = zlib.crc32(memoryview(array).cast("B"), crc)
-    data = {"n_samples": len(dataset), "sample_shape": list(dataset.X.shape[1:]),
+    data = {"n_samples": len(dataset), "sample_shape": sample_shape,
             "n_outputs": int(n_outputs), "crc32": crc}
     return {"estimator": type(estimator).__name__, "params": params, "data": data}
 

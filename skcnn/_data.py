@@ -102,35 +102,76 @@ class ArrayDataset(torch.utils.data.Dataset):
         batches then carry a mask and are trimmed to their longest series.
     indices : torch.Tensor, default=None
         Rows of ``X`` that belong to this dataset; ``None`` for all.
+    scale : float, default=None
+        ``X`` holds integer images (uint8, uint16) kept as they are in
+        memory: each batch is converted to float32 and divided by ``scale``
+        (255, 65535), on the device it is on. ``None``: ``X`` is float.
+    channels_last : bool, default=False
+        ``X`` is ``(n, H, W, C)``: each batch is permuted to ``(n, C, H, W)``
+        instead of the whole array.
+    keep_strides : bool, default=False
+        With ``channels_last``, give the network the permuted batch in
+        channels-last memory format (the ``(n, C, H, W)`` shape with the
+        channels varying fastest), on which oneDNN's and cuDNN's convolutions
+        run faster, instead of a contiguous copy; only for networks that
+        accept any strides (the built-in and torchvision/timm ones do; a
+        user's module may call ``.view`` on its input).
     weight : torch.Tensor, default=None
         Weight of each sample in the loss; batches then carry their targets
         as ``{'y': yb, 'w': wb}`` (see :meth:`skcnn._net._Net.get_loss`).
     """
 
-    def __init__(self, X, y=None, lengths=None, indices=None, weight=None):
+    def __init__(self, X, y=None, lengths=None, indices=None, weight=None, *,
+                 scale=None, channels_last=False, keep_strides=False):
         self.X = X
         self.y = y
         self.lengths = lengths
         self.indices = indices
+        self.scale = scale
+        self.channels_last = channels_last
+        self.keep_strides = keep_strides
         self.weight = weight
 
     def __len__(self):
         return len(self.X) if self.indices is None else len(self.indices)
+
+    def _like(self, X, y, lengths, indices, weight):
+        return ArrayDataset(X, y, lengths, indices, weight, scale=self.scale,
+                            channels_last=self.channels_last,
+                            keep_strides=self.keep_strides)
 
     def subset(self, indices):
         """A dataset of the rows ``indices`` (positions in this dataset)."""
         indices = torch.as_tensor(indices, dtype=torch.long)
         if self.indices is not None:
             indices = self.indices[indices]
-        return ArrayDataset(self.X, self.y, self.lengths, indices, self.weight)
+        return self._like(self.X, self.y, self.lengths, indices, self.weight)
 
     def to(self, device):
         """The same dataset with its tensors moved to ``device`` (once)."""
         def move(t):
             return None if t is None else t.to(device)
 
-        return ArrayDataset(move(self.X), move(self.y), move(self.lengths),
-                            move(self.indices), move(self.weight))
+        return self._like(move(self.X), move(self.y), move(self.lengths),
+                          move(self.indices), move(self.weight))
+
+    def finish(self, Xb):
+        """Float ``(n, C, H, W)`` from a raw batch of integer or channels-last images.
+
+        Called by :class:`BatchIterator` after moving the batch to its
+        device, so that integer images cross to a GPU at their own size.
+        """
+        if self.scale is None and not self.channels_last:
+            return Xb
+        layout = torch.contiguous_format
+        if self.channels_last:
+            Xb = Xb.permute(0, 3, 1, 2)
+            if self.keep_strides:
+                layout = torch.channels_last
+        Xb = Xb.to(torch.float32, memory_format=layout)
+        if self.scale is not None:
+            Xb = Xb.div_(self.scale)
+        return Xb
 
     def batch(self, rows):
         """``(Xb, yb)`` for positions ``rows`` (a LongTensor or a slice)."""
@@ -154,6 +195,8 @@ class ArrayDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         # The per-sample protocol skorch's DataLoader path uses.
         Xb, yb = self.batch(torch.as_tensor([i]))
+        if not isinstance(Xb, dict):
+            Xb = self.finish(Xb)
         if isinstance(Xb, dict):
             Xi = {"x": Xb["x"][0], "mask": Xb["mask"][0]}
         else:
@@ -269,16 +312,8 @@ class BatchIterator:
 
     def batch_sizes(self):
         """The size of each batch of one pass, in order."""
-        n, bs = self._n_rows(), self.batch_size
-        if self.balanced and n:
-            k = -(-n // bs)
-            q, r = divmod(n, k)
-            sizes = [q + 1] * r + [q] * (k - r)
-        else:
-            sizes = [bs] * (n // bs) + ([n % bs] if n % bs else [])
-        if self.drop_singleton and len(sizes) > 1 and sizes[-1] == 1 < sizes[0]:
-            sizes.pop()
-        return sizes
+        return batch_sizes(self._n_rows(), self.batch_size,
+                           balanced=self.balanced, drop_singleton=self.drop_singleton)
 
     def __len__(self):
         return len(self.batch_sizes())
@@ -287,6 +322,9 @@ class BatchIterator:
         perm = self._order()
         move = self.device is not None and str(self.device) != "cpu"
         non_blocking = move and str(self.device).startswith("cuda")
+        finish = getattr(self.dataset, "finish", None)
+        if finish is not None and self.dataset.scale is None and not self.dataset.channels_last:
+            finish = None  # float channels-first: the batch is ready as it is
         stop = 0
         for size in self.batch_sizes():
             start, stop = stop, stop + size
@@ -295,4 +333,54 @@ class BatchIterator:
             if move:
                 Xb = _to_device(Xb, self.device, non_blocking)
                 yb = _to_device(yb, self.device, non_blocking)
+            if finish is not None:
+                Xb = finish(Xb)
             yield Xb, yb
+
+
+def batch_sizes(n, batch_size, *, balanced=False, drop_singleton=False):
+    """Sizes of the batches of one pass over ``n`` samples (see :class:`BatchIterator`)."""
+    bs = batch_size
+    if balanced and n:
+        k = -(-n // bs)
+        q, r = divmod(n, k)
+        sizes = [q + 1] * r + [q] * (k - r)
+    else:
+        sizes = [bs] * (n // bs) + ([n % bs] if n % bs else [])
+    if drop_singleton and len(sizes) > 1 and sizes[-1] == 1 < sizes[0]:
+        sizes.pop()
+    return sizes
+
+
+class BatchSampler(torch.utils.data.Sampler):
+    """The batches of :class:`BatchIterator` as index lists, for a ``DataLoader``.
+
+    Streamed data (file paths, a torch ``Dataset``) are read by a
+    ``DataLoader`` with workers; this sampler gives it the same batches as
+    the in-memory path: nearly equal sizes, a permutation per epoch drawn
+    from ``generator``, no training batch of a single sample.
+    """
+
+    def __init__(self, n, batch_size, *, shuffle=False, generator=None,
+                 drop_singleton=False, balanced=False):
+        self.n = n
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.generator = generator
+        self.drop_singleton = drop_singleton
+        self.balanced = balanced
+
+    def _sizes(self):
+        return batch_sizes(self.n, self.batch_size, balanced=self.balanced,
+                           drop_singleton=self.drop_singleton)
+
+    def __len__(self):
+        return len(self._sizes())
+
+    def __iter__(self):
+        order = (torch.randperm(self.n, generator=self.generator).tolist()
+                 if self.shuffle else list(range(self.n)))
+        stop = 0
+        for size in self._sizes():
+            start, stop = stop, stop + size
+            yield order[start:stop]

@@ -54,9 +54,12 @@ architecture : str or nn.Module subclass, default='convnet'
         with internet), a state-dict file, or ``None`` (random). The
         backbone's head is replaced by one sized from ``y``; grey or
         multi-channel images get a first convolution built from the
-        pretrained RGB filters (summed for one channel); the mean/std of the
-        weights' metadata become the network's first layer, so images are
-        passed in [0, 1] at their own size. With a built-in architecture or
+        pretrained RGB filters (summed for one channel; kept for the first
+        three and repeated for more, as timm's ``adapt_input_conv``); the
+        mean/std of the weights' metadata become the network's first layer,
+        so images are passed in [0, 1]. Images of one size are taken at
+        that size; images of different sizes get the weights' resize and
+        centre crop (see ``input_size``). With a built-in architecture or
         your own class: the path of a state dict of the same network.
     freeze : {'none', 'backbone'} or int, default='none'
         Which layer groups train (groups run from the stem to the head, e.g.
@@ -73,7 +76,7 @@ architecture : str or nn.Module subclass, default='convnet'
         earlier group at ``lr_decay`` times the rate of the next one (0.3
         gives about 3x smaller rates per group, as fine-tuning recipes
         suggest). ``1.0``: one rate for all.
-    {signal_params}optimizer : {'adam', 'adamw', 'sgd', 'rmsprop'} or Optimizer subclass, \
+    {signal_params}{image_params}optimizer : {'adam', 'adamw', 'sgd', 'rmsprop'} or Optimizer subclass, \
 default='adam'
         ``'sgd'`` uses momentum 0.9. Other optimizer arguments go through
         ``optimizer__<name>=value``. The ``'onecycle'`` schedule cycles the
@@ -208,7 +211,7 @@ net_ : skorch.NeuralNet
     n_features_in_ : int
         Values per sample (the product of ``input_shape_``).
     feature_names_in_ : ndarray of shape (``n_features_in_``,)
-        Column names, when X was a DataFrame with string column names."""
+        Column names, when X was a DataFrame with string column names.{image_attributes}"""
 
 SIGNAL_PARAMS = """\
 normalize : {'zscore', 'minmax'} or None, default=None
@@ -272,14 +275,71 @@ use batches of at most {default_batch_size} and a one-cycle schedule
     before it overfits. The image estimators' defaults (batches of 64, 30
     epochs) suit data sets of thousands of images instead."""
 
+IMAGE_PARAMS = """\
+data_format : {'auto', 'channels_last', 'channels_first'}, default='auto'
+        Where the channel axis of image arrays is. ``'auto'``: ``(n, C, H,
+        W)`` (PyTorch's layout) unless the last axis has 1, 3 or 4 entries
+        and axis 1 does not, as in ``(n, H, W, 3)`` arrays from PIL,
+        scikit-image or matplotlib; ``(n, H, W)`` arrays are grey images.
+        Used for arrays, lists of arrays and the items of a ``Dataset``.
+    input_size : int, (int, int) or None, default=None
+        Size ``(height, width)`` the network sees. Each image's shorter side
+        is resized (for a pretrained backbone, in the proportion its weights
+        use, e.g. 73 for a 64 crop of a 224-from-256 recipe) and the centre
+        cropped to it, in ``fit`` and ``predict``. ``None``: images of one
+        size are taken as they are; images of different sizes get a
+        pretrained backbone's own preprocessing (its weights' size,
+        interpolation and crop, timm's ``crop_pct``/``crop_mode`` included)
+        and raise an error asking for ``input_size`` with a built-in
+        architecture.
+    augment : {'flip', 'crop', 'standard', 'trivialaugment'}, transform or None, \
+default=None
+        Augment every training image (never validation or prediction
+        images), drawn anew for each image and epoch and reproducible with
+        ``random_state``: ``'flip'`` (horizontal flip), ``'crop'`` (random
+        resized crop of 25% to 100% of the area, back to the image size),
+        ``'standard'`` (crop then flip), ``'trivialaugment'`` (crop, flip and
+        torchvision's ``TrivialAugmentWide``), or any
+        ``torchvision.transforms.v2`` transform or ``Compose`` (or callable)
+        that takes one float image ``(C, H, W)`` in [0, 1] and returns one
+        of the same shape. No flips for digits, text or anything whose
+        mirror image means something else.
+    tta : {'flip'} or None, default=None
+        Test-time augmentation: ``'flip'`` averages the predictions
+        (probabilities for classifiers) on each image and on its mirror
+        image.
+    num_workers : int, default=0
+        Background processes that read and decode images (file paths, lists
+        of images, a ``Dataset``, resized arrays) while the network trains:
+        a few batches are in memory at a time, whatever the number of
+        images. 0 reads them in the training process.
+    """
+
+IMAGE_ATTRIBUTES = """
+    preprocessing_ : dict
+        How images are brought to the network's input, reused by
+        ``predict``: ``'input_size'`` (``(h, w)``, or ``None`` for images
+        taken at their own size), ``'resize'`` (shorter side before the
+        centre crop), ``'interpolation'``, ``'crop_mode'`` and
+        ``'channels'``. A pretrained backbone's mean/std normalisation is
+        the network's first layer (``module_.normalize``)."""
+
 IMAGE = dict(
     ndim=2,
-    intro=("Accepts ``(n, C, H, W)`` and ``(n, H, W)`` arrays (float, or uint8 "
-           "scaled to [0, 1]) and flat ``(n, d)`` arrays read through "
-           "``input_shape``. Images stored channels-last, ``(n, H, W, 3)`` as "
-           "PIL and scikit-image give them, need ``X.transpose(0, 3, 1, 2)``; "
-           "``fit`` warns when X looks like that."),
+    intro=(
+        "Accepts ``(n, C, H, W)``, ``(n, H, W, C)`` and grey ``(n, H, W)`` "
+        "arrays (float in [0, 1], or uint8 / uint16 scaled by 255 / 65535 per "
+        "batch, without a float copy of the whole set), flat ``(n, d)`` arrays "
+        "read through ``input_shape``, lists of images of any sizes (arrays or "
+        "PIL images), lists or 1-D arrays of image file paths and "
+        "``torch.utils.data.Dataset`` objects of images (or of ``(image, target)`` "
+        "pairs, whose ``targets`` attribute serves as ``y`` when ``y`` is None); "
+        "the last three are read in batches by ``num_workers`` background "
+        "processes (see the user guide's *Images* page)."
+    ),
     signal_params="",
+    image_params=IMAGE_PARAMS,
+    image_attributes=IMAGE_ATTRIBUTES,
     signal_notes="",
     shape_doc="(channels, height, width) or (height, width)",
     flat_doc=("a one-channel square image when ``n_features`` is a perfect "
@@ -292,6 +352,8 @@ SIGNAL = dict(
            "arrays, wide and nested (sktime) DataFrames and lists of series "
            "of unequal length (see Notes)."),
     signal_params=SIGNAL_PARAMS,
+    image_params="",
+    image_attributes="",
     signal_notes="\n\n" + SIGNAL_NOTES.rstrip("\n"),
     shape_doc="(channels, length) or (length,)",
     flat_doc="each row is a one-channel series.",

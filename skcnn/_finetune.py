@@ -59,11 +59,19 @@ class PretrainedNet(nn.Module):
 
 
 def stats_for_channels(values, in_channels):
-    """RGB statistics for ``in_channels`` channels: averaged for grey/other."""
+    """Per-channel RGB statistics for ``in_channels`` channels.
+
+    One channel (grey) gets the mean of the RGB values; more channels get
+    the RGB values repeated, channel ``k`` those of colour ``k % 3``, as
+    :func:`skcnn._backbones.adapt_input_channels` repeats the filters (so
+    RGBA or RGB + near-infrared images keep their colour statistics).
+    """
     values = np.asarray(values, dtype=np.float64)
     if in_channels == len(values):
-        return tuple(values)
-    return (float(values.mean()),) * in_channels
+        return tuple(float(v) for v in values)
+    if in_channels == 1:
+        return (float(values.mean()),)
+    return tuple(float(values[k % len(values)]) for k in range(in_channels))
 
 
 def build_pretrained(name, weights, *, in_channels, n_outputs):

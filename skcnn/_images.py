@@ -127,8 +127,11 @@ def preprocessing_config(meta, *, input_size=None, resize=None, mean=None, std=N
     -------
     config : dict
         ``{'input_size': (h, w) or None, 'resize': int or None, 'mean':
-        tuple, 'std': tuple, 'interpolation': str}``, the argument of
-        :func:`preprocess`.
+        tuple, 'std': tuple, 'interpolation': str, 'crop_mode': str}``, the
+        argument of :func:`preprocess`. ``crop_mode`` is timm's:
+        ``'center'`` (resize the shorter side, centre-crop), ``'squash'``
+        (resize both sides, ignoring the aspect ratio, then crop) or
+        ``'border'`` (fit the longer side, pad with zeros).
     """
     crop = meta.get("crop_size")
     meta_resize = meta.get("resize_size")
@@ -151,12 +154,23 @@ def preprocessing_config(meta, *, input_size=None, resize=None, mean=None, std=N
         "mean": check_channel_stats(meta.get("mean", IMAGENET_MEAN) if mean is None else mean, "mean"),
         "std": check_channel_stats(meta.get("std", IMAGENET_STD) if std is None else std, "std"),
         "interpolation": meta.get("interpolation", "bilinear"),
+        "crop_mode": meta.get("crop_mode", "center"),
     }
 
 
 def _resize_crop(x, config):
-    if config["resize"] is not None:
-        x = TF.resize(x, [config["resize"]],
+    resize, size = config["resize"], config["input_size"]
+    mode = config.get("crop_mode", "center")
+    if resize is not None:
+        if size is not None and mode == "squash":
+            target = [round(resize * s / min(size)) for s in size]
+        elif size is not None and mode == "border":
+            h, w = x.shape[-2:]
+            scale = min(resize * size[0] / min(size) / h, resize * size[1] / min(size) / w)
+            target = [max(1, round(h * scale)), max(1, round(w * scale))]
+        else:
+            target = [resize]
+        x = TF.resize(x, target,
                       interpolation=InterpolationMode(config["interpolation"]),
                       antialias=True)
     if config["input_size"] is not None:
@@ -296,9 +310,11 @@ def _channel_axis(shape, data_format, what, *, batch):
 
 
 def check_image(image, data_format, index):
-    """One image of a list, as a float tensor (3, H, W)."""
+    """One image of a list, as a float tensor (3, H, W) (the extractor's RGB)."""
     if not isinstance(image, np.ndarray):  # a PIL image
-        image = np.asarray(image.convert("RGB"))
+        image = pil_to_array(image)
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = image[..., :3]  # the extractor feeds RGB: drop alpha
     what = f"Image {index}"
     if image.ndim not in (2, 3):
         raise ValueError(f"{what} has {image.ndim} dimensions; expected (H, W[, C]).")
@@ -306,6 +322,64 @@ def check_image(image, data_format, index):
     _check_float32_range(image, what)
     axis = _channel_axis(image.shape, data_format, what, batch=False)
     return _to_tensor(image, axis, batch=False)
+
+
+def image_channel_axis(shape, data_format, what, *, batch):
+    """Axis of the channels (any number of them) for the estimators; None: grey.
+
+    ``'auto'`` reads 4-D batches (3-D images) as channels-first unless the
+    last axis has 1, 3 or 4 entries and the first (channel) axis does not,
+    so ``(n, C, H, W)`` arrays keep their meaning and ``(n, H, W, 3)`` or
+    RGBA ``(n, H, W, 4)`` ones are read channels-last.
+    """
+    first = 1 if batch else 0
+    if len(shape) == first + 2:
+        return None
+    if len(shape) != first + 3:
+        raise ValueError(
+            f"{what} has shape {tuple(shape)}; expected "
+            f"{'(n, H, W), (n, C, H, W) or (n, H, W, C)' if batch else '(H, W), (C, H, W) or (H, W, C)'}."
+        )
+    last = len(shape) - 1
+    if data_format == "channels_last":
+        return last
+    if data_format == "channels_first":
+        return first
+    colour = (1, 3, 4)
+    if shape[last] in colour and shape[first] not in colour:
+        return last
+    return first
+
+
+def image_tensor(image, data_format, what):
+    """One image (array, PIL image or tensor) as a float tensor ``(C, H, W)`` in [0, 1].
+
+    The channels are kept as they are (grey stays one channel, RGBA four);
+    uint8 values are divided by 255 and uint16 ones by 65535.
+    """
+    if torch.is_tensor(image):
+        image = image.detach().cpu().numpy()
+    elif not isinstance(image, np.ndarray):
+        if type(image).__module__.startswith("PIL."):
+            image = pil_to_array(image)
+        else:
+            raise TypeError(
+                f"{what} is a {type(image).__name__}; expected an image array, "
+                "a PIL image or a tensor."
+            )
+    if image.ndim not in (2, 3):
+        raise ValueError(f"{what} has shape {image.shape}; expected (H, W[, C]) or (C, H, W).")
+    if image.dtype.kind not in "uifb":
+        raise ValueError(f"{what} has dtype {image.dtype}; expected numbers.")
+    if min(image.shape) < 1:
+        raise ValueError(f"{what} has shape {image.shape}: images must not be empty.")
+    axis = image_channel_axis(image.shape, data_format, what, batch=False)
+    x = torch.from_numpy(_scale(image))
+    if axis is None:
+        x = x.unsqueeze(0)
+    elif axis != 0:
+        x = x.movedim(axis, 0)
+    return x.contiguous()
 
 
 def _check_float32_range(array, what):
@@ -380,16 +454,121 @@ class Images:
                 arrays = list(pool.map(read_image, paths))
         else:
             arrays = [read_image(path) for path in paths]
-        return [_to_tensor(a, 2, batch=False) for a in arrays]
+        return [_rgb_tensor(a) for a in arrays]
+
+
+def _rgb_tensor(array):
+    """A decoded file as the extractor's float RGB tensor (3, H, W)."""
+    if array.ndim == 3 and array.shape[2] == 4:
+        array = array[..., :3]  # drop alpha
+    return _to_tensor(array, None if array.ndim == 2 else 2, batch=False)
+
+
+# PIL modes read as they are (grey, 16-bit grey, RGB, RGBA); others are
+# converted first.
+_PIL_KEEP = {"L", "I;16", "I;16L", "I;16B", "I;16N", "I", "F", "RGB", "RGBA"}
+_PIL_CONVERT = {"1": "L", "LA": "L", "La": "L", "P": "RGB", "PA": "RGBA",
+                "RGBX": "RGB", "RGBa": "RGBA", "CMYK": "RGB", "YCbCr": "RGB",
+                "LAB": "RGB", "HSV": "RGB"}
+
+
+def pil_to_array(image):
+    """A PIL image as an array ``(H, W)`` or ``(H, W, C)``, without losing range.
+
+    EXIF orientation is applied (phone photos are stored sideways with a tag
+    saying how to turn them). 16-bit grey images (modes ``I;16`` and ``I``,
+    as PNG and TIFF files give them) become uint16 arrays, which are scaled
+    by 65535, rather than being clipped to 255 by ``convert('RGB')``; 8-bit
+    grey stays one channel, RGBA keeps its alpha channel; palette, CMYK and
+    other modes are converted to RGB (RGBA for a palette with transparency).
+    """
+    from PIL import ImageOps
+
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    elif mode not in _PIL_KEEP:
+        image = image.convert(_PIL_CONVERT.get(mode, "RGB"))
+    array = np.asarray(image)
+    if image.mode == "I":  # 32-bit integers: 16-bit data in practice
+        if array.size and (array.min() < 0 or array.max() > 65535):
+            raise ValueError(
+                f"32-bit integer image with values from {array.min()} to "
+                f"{array.max()}; only 16-bit ranges (0 to 65535) are supported."
+            )
+        array = array.astype(np.uint16)
+    elif array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("="))
+    return array
 
 
 def read_image(path):
+    """Decode the image file ``path`` with PIL into an array (see :func:`pil_to_array`).
+
+    Raises
+    ------
+    ValueError
+        The file is missing or cannot be decoded; the message names it.
+    """
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            image.load()
+            return pil_to_array(image)
     except Exception as exc:
         raise ValueError(
-            f"Could not read the image file {path!r} ({type(exc).__name__}: {exc})."
+            f"Could not read the image file {os.fspath(path)!r} "
+            f"({type(exc).__name__}: {exc})."
         ) from None
+
+
+def image_header(path):
+    """``(height, width, channels)`` of an image file, from its header only.
+
+    Raises
+    ------
+    ValueError
+        The file is missing or not an image PIL knows; the message names it.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            mode = image.mode
+            orientation = _orientation(image)
+            transparent = "transparency" in image.info
+    except Exception as exc:
+        raise ValueError(
+            f"Could not read the image file {os.fspath(path)!r} "
+            f"({type(exc).__name__}: {exc})."
+        ) from None
+    if orientation in (5, 6, 7, 8):  # EXIF: a quarter turn
+        height, width = width, height
+    if mode in ("RGBA", "RGBa", "PA") or (mode == "P" and transparent):
+        channels = 4
+    elif mode in ("L", "1", "LA", "La", "I", "F") or mode.startswith("I;16"):
+        channels = 1
+    else:
+        channels = 3
+    return height, width, channels
+
+
+def _orientation(image):
+    """EXIF orientation tag of an opened image, without decoding its pixels.
+
+    PIL's ``PngImageFile.getexif`` decodes the whole image when the EXIF
+    chunk is not before the pixel data; read only what the header gave.
+    """
+    from PIL import Image
+
+    if image.format == "PNG":
+        raw = image.info.get("exif")
+        if not raw:
+            return 1
+        exif = Image.Exif()
+        exif.load(raw)
+        return exif.get(0x0112, 1)
+    return image.getexif().get(0x0112, 1)

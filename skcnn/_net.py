@@ -180,6 +180,12 @@ class _Net(NeuralNet):
 
     # -- data ---------------------------------------------------------------
     def get_iterator(self, dataset, training=False):
+        if hasattr(dataset, "loader"):  # streamed images (skcnn._image_data)
+            return dataset.loader(
+                self.batch_size, training=training,
+                generator=self.generator if training else None,
+                balanced=training and self.balanced_batches,
+                pin_memory=str(self.device).startswith("cuda"))
         if not isinstance(dataset, ArrayDataset):
             return super().get_iterator(dataset, training=training)
         shard = None
@@ -302,6 +308,8 @@ class _Net(NeuralNet):
     def train_step_single(self, batch, **fit_params):
         if self.batch_transform is not None:
             Xi, yi = unpack_data(batch)
+            if isinstance(Xi, torch.Tensor):  # augment on the device
+                Xi = Xi.to(self.device)
             batch = (self.batch_transform(Xi), yi)
         if self.scaler_ is None:
             return super().train_step_single(batch, **fit_params)

@@ -515,6 +515,9 @@ def export_onnx(estimator, path, *, opset_version=17):
     width)`` or ``(channels, length)``), any ``n``, with values as the
     network sees them: integer images already scaled to [0, 1] (uint8 / 255).
     It applies the per-series ``normalize`` of the 1-D estimators itself.
+    The image estimators' reading of ``X`` is not part of it: channels-last
+    images must be transposed to channels-first, images resized and
+    cropped as ``preprocessing_`` says, and ``tta`` is not applied.
     Its output is ``"probabilities"`` (classifiers: the softmax, columns in
     the order of ``classes_``; multi-label classifiers: the sigmoid of each
     label) or ``"predictions"`` (regressors: in the units

@@ -22,6 +22,7 @@ from ._docs import (
     SIGNAL,
     fill_doc,
 )
+from ._image_input import IMAGE_CONSTRAINTS, _ImageMixin
 from ._losses import CLASSIFIER_LOSSES, criterion_for
 from ._signal import SIGNAL_CONSTRAINTS, _SignalMixin
 
@@ -274,10 +275,8 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
             probability of each label (sigmoid of its logit), shape
             ``(n_samples, n_labels)``.
         """
-        logits = torch.from_numpy(self._predict_outputs(X)).double()
-        if self._multilabel:
-            return torch.sigmoid(logits).numpy()
-        return torch.softmax(logits, dim=1).numpy()
+        # Test-time augmentation averages the probabilities of the views.
+        return self._proba_from_views(self._predict_view_outputs(X))
 
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, computed stably.
@@ -291,10 +290,14 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
-        logits = torch.from_numpy(self._predict_outputs(X)).double()
+        views = torch.from_numpy(self._predict_view_outputs(X)).double()
         if self._multilabel:
-            return torch.nn.functional.logsigmoid(logits).numpy()
-        return torch.log_softmax(logits, dim=1).numpy()
+            log_p = torch.nn.functional.logsigmoid(views)
+        else:
+            log_p = torch.log_softmax(views, dim=2)
+        if len(views) == 1:
+            return log_p[0].numpy()
+        return (torch.logsumexp(log_p, dim=0) - np.log(len(views))).numpy()
 
     def predict(self, X):
         """Predicted labels, of the type of the labels seen in ``fit``.
@@ -311,10 +314,21 @@ class _CNNClassifierBase(ClassifierMixin, BaseCNN):
             probability exceeds 0.5), of the dtype of ``y`` in ``fit``.
         """
         check_is_fitted(self)
-        logits = self._predict_outputs(X)
+        views = self._predict_view_outputs(X)
+        if len(views) == 1:  # the logits decide, as the probabilities would
+            scores, threshold = views[0], 0.0
+        else:
+            scores, threshold = self._proba_from_views(views), 0.5
         if self._multilabel:
-            return (logits > 0).astype(self._y_dtype)
-        return self.classes_[np.argmax(logits, axis=1)]
+            return (scores > threshold).astype(self._y_dtype)
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    def _proba_from_views(self, views):
+        """Mean over the views of the probabilities (sigmoids for multi-label)."""
+        views = torch.from_numpy(views).double()
+        if self._multilabel:
+            return torch.sigmoid(views).mean(dim=0).numpy()
+        return torch.softmax(views, dim=2).mean(dim=0).numpy()
 
     def _is_classifier(self):
         return True
@@ -411,9 +425,77 @@ _CLASSIFIER_DOC = """{summary}
     >>> clf.predict(X[:3].reshape(-1, 8, 8) / 16).shape
     (3,)""",
 )
-class CNNClassifier(_CNNClassifierBase):
+class CNNClassifier(_ImageMixin, _CNNClassifierBase):
     __doc__ = _CLASSIFIER_DOC
     _ndim = 2
+    _parameter_constraints = {**_CNNClassifierBase._parameter_constraints,
+                              **IMAGE_CONSTRAINTS}
+
+    def __init__(
+        self,
+        architecture="convnet",
+        *,
+        input_shape=None,
+        channels=None,
+        kernel_size=None,
+        pooling=None,
+        batch_norm=None,
+        dropout=None,
+        hidden_units=None,
+        activation=None,
+        weights=None,
+        freeze="none",
+        unfreeze_at_epoch=None,
+        lr_decay=1.0,
+        data_format="auto",
+        input_size=None,
+        augment=None,
+        tta=None,
+        num_workers=0,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        batch_size=64,
+        max_epochs=30,
+        lr_schedule="onecycle",
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        class_weight=None,
+        loss="cross_entropy",
+        label_smoothing=0.0,
+        precision=None,
+        compile=False,
+        random_state=None,
+        device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
+        verbose=0,
+        warm_start=False,
+        checkpoint_dir=None,
+        callbacks=None,
+        **kwargs,
+    ):
+        super().__init__(
+            architecture, input_shape=input_shape, channels=channels,
+            kernel_size=kernel_size, pooling=pooling, batch_norm=batch_norm,
+            dropout=dropout, hidden_units=hidden_units, activation=activation,
+            weights=weights, freeze=freeze, unfreeze_at_epoch=unfreeze_at_epoch,
+            lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            patience=patience, class_weight=class_weight, loss=loss,
+            label_smoothing=label_smoothing, precision=precision,
+            compile=compile, random_state=random_state, device=device,
+            num_threads=num_threads, sync_batch_norm=sync_batch_norm,
+            verbose=verbose, warm_start=warm_start, checkpoint_dir=checkpoint_dir,
+            callbacks=callbacks, **kwargs,
+        )
+        self.data_format = data_format
+        self.input_size = input_size
+        self.augment = augment
+        self.tta = tta
+        self.num_workers = num_workers
 
 
 @fill_doc(

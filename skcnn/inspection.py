@@ -82,8 +82,11 @@ def _inputs(estimator, X):
     unequal-length series, else None.
     """
     X3, lengths, _ = estimator._prepare(X, reset=False)
-    # A copy: the tensors below must never share memory with the user's X.
-    x = torch.tensor(np.asarray(X3, dtype=np.float32))
+    if hasattr(X3, "stack"):  # uint8, channels-last or streamed images
+        x = X3.stack()  # a new float tensor (n, C, H, W)
+    else:
+        # A copy: the tensors below must never share memory with the user's X.
+        x = torch.tensor(np.asarray(X3, dtype=np.float32))
     mask = None
     if lengths is not None:
         lengths = torch.as_tensor(lengths, dtype=torch.long)

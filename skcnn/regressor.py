@@ -16,6 +16,7 @@ from ._docs import (
     SIGNAL,
     fill_doc,
 )
+from ._image_input import IMAGE_CONSTRAINTS, _ImageMixin
 from ._losses import REGRESSOR_LOSSES, criterion_for
 from ._signal import SIGNAL_CONSTRAINTS, _SignalMixin
 
@@ -255,9 +256,74 @@ _REGRESSOR_DOC = """{summary}
     >>> CNNRegressor(max_epochs=2, random_state=0).fit(X, y).predict(X[:2]).shape
     (2,)""",
 )
-class CNNRegressor(_CNNRegressorBase):
+class CNNRegressor(_ImageMixin, _CNNRegressorBase):
     __doc__ = _REGRESSOR_DOC
     _ndim = 2
+    _parameter_constraints = {**_CNNRegressorBase._parameter_constraints,
+                              **IMAGE_CONSTRAINTS}
+
+    def __init__(
+        self,
+        architecture="convnet",
+        *,
+        input_shape=None,
+        channels=None,
+        kernel_size=None,
+        pooling=None,
+        batch_norm=None,
+        dropout=None,
+        hidden_units=None,
+        activation=None,
+        weights=None,
+        freeze="none",
+        unfreeze_at_epoch=None,
+        lr_decay=1.0,
+        data_format="auto",
+        input_size=None,
+        augment=None,
+        tta=None,
+        num_workers=0,
+        optimizer="adam",
+        lr=1e-3,
+        weight_decay=0.0,
+        batch_size=64,
+        max_epochs=30,
+        lr_schedule="onecycle",
+        early_stopping=False,
+        validation_fraction=0.1,
+        patience=5,
+        loss="mse",
+        precision=None,
+        compile=False,
+        random_state=None,
+        device="auto",
+        num_threads=None,
+        sync_batch_norm=False,
+        verbose=0,
+        warm_start=False,
+        checkpoint_dir=None,
+        callbacks=None,
+        **kwargs,
+    ):
+        super().__init__(
+            architecture, input_shape=input_shape, channels=channels,
+            kernel_size=kernel_size, pooling=pooling, batch_norm=batch_norm,
+            dropout=dropout, hidden_units=hidden_units, activation=activation,
+            weights=weights, freeze=freeze, unfreeze_at_epoch=unfreeze_at_epoch,
+            lr_decay=lr_decay, optimizer=optimizer, lr=lr, weight_decay=weight_decay,
+            batch_size=batch_size, max_epochs=max_epochs, lr_schedule=lr_schedule,
+            early_stopping=early_stopping, validation_fraction=validation_fraction,
+            patience=patience, loss=loss, precision=precision, compile=compile,
+            random_state=random_state, device=device, num_threads=num_threads,
+            sync_batch_norm=sync_batch_norm, verbose=verbose,
+            warm_start=warm_start, checkpoint_dir=checkpoint_dir,
+            callbacks=callbacks, **kwargs,
+        )
+        self.data_format = data_format
+        self.input_size = input_size
+        self.augment = augment
+        self.tta = tta
+        self.num_workers = num_workers
 
 
 @fill_doc(

@@ -32,12 +32,16 @@ def test_channels_last_images_get_a_warning_that_says_how_to_fix_them():
     X = rng.integers(0, 256, (6, 12, 10, 3), dtype=np.uint8)
     y = np.arange(6) % 2
     kwargs = dict(channels=(4,), hidden_units=(), max_epochs=1, random_state=0)
-    with pytest.warns(UserWarning, match=(
-            r"shape \(6, 12, 10, 3\), which looks like channels-last.*here 12 "
-            r"channels of 10 x 3 pixels\. Pass X\.transpose\(0, 3, 1, 2\)")):
-        CNNRegressor(**kwargs).fit(X, y.astype(float))
+    # data_format='channels_first' forces the (n, C, H, W) reading: warned
+    for X_ in (X, X / 255.0):
+        with pytest.warns(UserWarning, match=(
+                r"shape \(6, 12, 10, 3\), which looks like channels-last.*here 12 "
+                r"channels of 10 x 3 pixels\. Set data_format='auto'")):
+            CNNRegressor(**kwargs, data_format="channels_first").fit(X_, y.astype(float))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        # the default data_format='auto' reads them channels-last
+        assert CNNRegressor(**kwargs).fit(X, y.astype(float)).input_shape_ == (3, 12, 10)
         clf = CNNClassifier(**kwargs).fit(X.transpose(0, 3, 1, 2), y)
         assert clf.input_shape_ == (3, 12, 10)
         clf.predict(X.transpose(0, 3, 1, 2))

@@ -394,11 +394,38 @@ def test_adapt_input_channels(family):
     torch.testing.assert_close(conv.weight, rgb_filters.sum(1, keepdim=True))
     with torch.inference_mode():
         torch.testing.assert_close(module(grey), expected, atol=1e-4, rtol=1e-4)
+    # More channels (RGBA, RGB + near-infrared): the RGB filters are kept for
+    # the first three and repeated for the others, all scaled by 3 / C, as
+    # timm's adapt_input_conv does; so an image whose extra channels are 0
+    # gives 3/5 of the RGB image's first-layer response (the colour filters
+    # are not averaged away: averaging would lose the colour).
+    conv.weight = nn.Parameter(rgb_filters.clone())
+    conv.in_channels = 3
+    rgb = torch.rand(2, 3, 64, 64)
+    first = _first_conv_output(module, conv, rgb)
     adapt_input_channels(module, 5)
+    expected_w = torch.cat([rgb_filters, rgb_filters[:, :2]], dim=1) * 3 / 5
+    torch.testing.assert_close(conv.weight, expected_w)
+    timm_models = pytest.importorskip("timm.models")
     torch.testing.assert_close(
-        conv.weight, (rgb_filters.mean(1, keepdim=True) * 3 / 5).expand(-1, 5, -1, -1))
+        conv.weight, timm_models.adapt_input_conv(5, rgb_filters.clone()))
+    five = torch.cat([rgb, torch.zeros(2, 2, 64, 64)], dim=1)
+    torch.testing.assert_close(_first_conv_output(module, conv, five), first * 3 / 5,
+                               atol=1e-4, rtol=1e-4)
     with torch.inference_mode():
         assert module(torch.rand(2, 5, 64, 64)).shape == (2, 1000)
+
+
+def _first_conv_output(module, conv, x):
+    """Output of ``conv`` when ``module`` runs on ``x``."""
+    out = []
+    handle = conv.register_forward_hook(lambda m, a, o: out.append(o))
+    try:
+        with torch.inference_mode():
+            module(x)
+    finally:
+        handle.remove()
+    return out[0]
 
 
 def test_freeze_and_name_groups(family):
