@@ -45,3 +45,14 @@ def signals():
 
 # Small, fast settings used across tests.
 FAST = dict(channels=(8, 16), hidden_units=(32,), max_epochs=3, random_state=0)
+
+
+@pytest.fixture(scope="session")
+def rgb():
+    """60 coloured 8x8 digits as uint8 (n, H, W, 3) and labels."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:60], y[:60] % 3
+    rng = np.random.RandomState(0)
+    colour = rng.uniform(0.3, 1.0, size=(60, 1, 1, 3))
+    images = np.round(X.reshape(-1, 8, 8, 1) / 16 * colour * 255).astype(np.uint8)
+    return images, y

@@ -16,19 +16,6 @@ FAST = dict(channels=(4, 8), hidden_units=(16,), max_epochs=2, batch_size=16,
             random_state=0, device="cpu")
 
 
-@pytest.fixture(scope="module")
-def rgb():
-    """60 coloured 8x8 digits as uint8 (n, H, W, 3) and labels."""
-    from sklearn.datasets import load_digits
-
-    X, y = load_digits(return_X_y=True)
-    X, y = X[:60], y[:60] % 3
-    rng = np.random.RandomState(0)
-    colour = rng.uniform(0.3, 1.0, size=(60, 1, 1, 3))
-    images = np.round(X.reshape(-1, 8, 8, 1) / 16 * colour * 255).astype(np.uint8)
-    return images, y
-
-
 def _float(images):
     """The reference: float32 (n, C, H, W) in [0, 1]."""
     return (images.astype(np.float32) / 255).transpose(0, 3, 1, 2).copy()
