@@ -156,3 +156,29 @@ def test_dask_ml_incremental_and_parallel_post_fit(flat_digits):
     pred = wrappers.ParallelPostFit(est).predict(da.from_array(X[1200:], chunks=150))
     assert isinstance(pred, da.Array)
     np.testing.assert_array_equal(pred.compute(), est.predict(X[1200:]))
+
+
+@pytest.mark.parametrize("cls", [CNNClassifier, Conv1DRegressor])
+def test_partial_fit_sample_weight_zero_is_leaving_the_sample_out(cls):
+    # sample_weight reaches partial_fit: weight 0 on half a chunk trains
+    # exactly as the other half alone (weights 1), and other weights change
+    # the result
+    rng = np.random.RandomState(0)
+    if cls is CNNClassifier:
+        X = rng.rand(40, 1, 8, 8).astype(np.float32)
+        y = (X[:, 0, :4].mean(axis=(1, 2)) > 0.5).astype(int)
+        kw = {"classes": [0, 1]}
+    else:
+        X = rng.randn(40, 1, 30).astype(np.float32)
+        y = X[:, 0, :5].sum(axis=1)
+        kw = {}
+    params = dict(random_state=0, device="cpu", batch_size=8)
+    w = np.r_[np.zeros(20), np.ones(20)]
+    weighted = cls(**params).partial_fit(X, y, sample_weight=w, **kw)
+    half = cls(**params).partial_fit(X[20:], y[20:], **kw)
+    out = "predict_proba" if cls is CNNClassifier else "predict"
+    np.testing.assert_allclose(getattr(weighted, out)(X), getattr(half, out)(X),
+                               rtol=1e-6, atol=1e-7)
+    other = cls(**params).partial_fit(X, y, sample_weight=np.r_[np.full(20, 3.0), w[20:]],
+                                      **kw)
+    assert not np.allclose(getattr(other, out)(X), getattr(half, out)(X), atol=1e-4)
