@@ -22,7 +22,7 @@ from skorch.callbacks import Callback
 from skorch.dataset import unpack_data
 from skorch.utils import to_tensor
 
-from ._data import ArrayDataset, BatchIterator
+from ._data import ArrayDataset, BatchIterator, batch_rows
 from ._finetune import set_frozen_bn_eval
 from ._losses import weighted_mean
 
@@ -382,7 +382,7 @@ def _batch_len(batch):
         yb = yb["y"]
     if yb is not None and hasattr(yb, "__len__") and len(yb):
         return len(yb)
-    return len(Xb["x"] if isinstance(Xb, dict) else Xb)
+    return batch_rows(Xb)
 
 
 class ValidAccuracy(Callback):
