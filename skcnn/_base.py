@@ -96,7 +96,8 @@ class BaseCNN(BaseEstimator):
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left"),
+                       StrOptions({"auto"})],
         "lr_schedule": [None, StrOptions({"plateau", "cosine", "onecycle"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
@@ -430,7 +431,7 @@ class BaseCNN(BaseEstimator):
         # last_epoch=-1: every fit (warm starts too) runs the whole schedule.
         elif schedule == "cosine":
             cbs.append(("lr_schedule", LRScheduler(
-                lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs,
+                lr_scheduler.CosineAnnealingLR, T_max=self.max_epochs_,
                 last_epoch=-1)))
         elif schedule == "onecycle":
             batch_size, shard = self.batch_size, None
@@ -441,7 +442,7 @@ class BaseCNN(BaseEstimator):
                                       drop_singleton=True, balanced=True))
             cbs.append(("lr_schedule", LRScheduler(
                 lr_scheduler.OneCycleLR, max_lr=max_lr,
-                total_steps=self.max_epochs * steps, step_every="batch",
+                total_steps=self.max_epochs_ * steps, step_every="batch",
                 cycle_momentum=self._cycles_momentum(), last_epoch=-1)))
         if self.early_stopping and not partial:
             cbs.append(("early_stopping", EarlyStopping(
@@ -472,7 +473,7 @@ class BaseCNN(BaseEstimator):
             criterion=criterion,
             optimizer=optimizer,
             lr=self.lr,
-            max_epochs=self.max_epochs,
+            max_epochs=self.max_epochs_,
             batch_size=self.batch_size,
             train_split=(_HoldOut(self.validation_fraction, self._stratify_split(),
                                   self._seed) if has_valid else None),
@@ -622,6 +623,7 @@ class BaseCNN(BaseEstimator):
                     _for_partial(net)  # partial_fit after fit: one plain pass
                     self._partial_net = True
             else:
+                self.max_epochs_ = self._resolve_max_epochs(X, lengths, n_train)
                 net = self._build_net(n_outputs, n_train, criterion,
                                       criterion_kwargs or {}, generator, device,
                                       dist_info=dist_info, partial=partial)
@@ -675,6 +677,19 @@ class BaseCNN(BaseEstimator):
         if partial:
             self._n_partial_calls += 1
         return self
+
+    def _resolve_max_epochs(self, X, lengths, n_train):
+        """``max_epochs``, or the number ``max_epochs='auto'`` gives this data."""
+        if self.max_epochs != "auto":
+            return self.max_epochs
+        return self._auto_max_epochs(X, lengths, n_train)
+
+    def _auto_max_epochs(self, X, lengths, n_train):
+        raise ValueError(
+            f"max_epochs='auto' sizes training for series (Conv1DClassifier, "
+            f"Conv1DRegressor); {type(self).__name__} takes an int, got "
+            f"max_epochs='auto'."
+        )
 
     def _partial_inputs(self, X, y):
         """Validated ``(X, lengths, y)`` for ``partial_fit``.

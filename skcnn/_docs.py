@@ -92,8 +92,8 @@ default='adam'
         ``ceil(n / batch_size)`` batches of nearly equal size: 36 samples in
         batches of 16 train as 12, 12, 12, not 16, 16, 4, since a small last
         batch gives batch norm noisy statistics.
-    max_epochs : int, default={default_max_epochs}
-        Passes over the training data.
+    max_epochs : int{auto_epochs_type}, default={default_max_epochs}
+        Passes over the training data.{auto_epochs_doc}
     lr_schedule : {'onecycle', 'cosine', 'plateau'} or None, default='onecycle'
         Learning-rate schedule: one-cycle (warm-up from ``lr / 25`` to
         ``lr`` over 30% of the steps, then annealing, stepped every batch),
@@ -206,6 +206,9 @@ net_ : skorch.NeuralNet
     n_threads_ : int
         torch threads used by the last ``fit``/``partial_fit`` (see
         ``num_threads``).
+    max_epochs_ : int
+        Epochs the last new network was trained for at most: ``max_epochs``,
+        or the number ``max_epochs='auto'`` chose for the data.
     input_shape_ : tuple of int
         Shape ``(channels, {spatial})`` of one sample as the network sees it.
     n_features_in_ : int
@@ -253,27 +256,38 @@ SIGNAL_NOTES = """\
     instead {recipe}
 """
 
+AUTO_EPOCHS_DOC = """ ``'auto'`` sizes training to the data: enough
+        epochs for about 2000 optimizer steps, but no more than the epochs
+        that process 15 million time steps (series x length) in all, and at
+        least 20. Small sets get their steps; long or numerous series stop
+        before the time grows with them. The number chosen is
+        ``max_epochs_``. See Notes."""
+
 # Where the 1-D defaults come from, for the Notes of each 1-D estimator.
 CLASSIFIER_RECIPE = """\
-use batches of at most {default_batch_size} (the papers use at most 16,
-    and ``n / 10`` for small sets: UCR training sets hold from 16 to a few
-    thousand series) and a one-cycle schedule peaking at {default_lr} over
-    {default_max_epochs} epochs, on batches of nearly equal size.
-    ``benchmarks/ucr.py`` compares this recipe with the published results;
-    the user guide gives the figures and the alternatives that were tried.
-    Augmentation is off by default. The image estimators' defaults (batches
-    of 64, 30 epochs) suit data sets of thousands of images instead. With
-    many thousands of series, fewer epochs suffice: lower ``max_epochs`` or
-    set ``early_stopping=True``."""
+use FCN (Wang et al. 2017), batches of at most {default_batch_size} (the
+    papers use at most 16, and ``n / 10`` for small sets) and a one-cycle
+    schedule peaking at {default_lr}, on batches of nearly equal size, for
+    ``max_epochs='auto'`` epochs: about 2000 optimizer steps, capped at 15
+    million time steps processed (series x length, summed over epochs)
+    and at least 20 epochs. 50 series of length 150 get 286 epochs; 100
+    series of length 1460 get 102; 10,000 series get 20. These defaults
+    were chosen on every UCR/UEA set shipped in the sktime and aeon wheels
+    (``benchmarks/ucr.py``); the user guide gives the figures, the sets
+    where they fall short, and the alternatives that were tried.
+    Augmentation is off by default. The image estimators' defaults
+    (batches of 64, 30 epochs) suit data sets of thousands of images
+    instead."""
 
 REGRESSOR_RECIPE = """\
-use batches of at most {default_batch_size} and a one-cycle schedule
-    peaking at {default_lr} over {default_max_epochs} epochs, on batches of
-    nearly equal size (``benchmarks/ucr.py``; the user guide gives the
-    figures). On small regression sets compare with predicting the mean:
-    ``early_stopping=True`` with a larger ``patience`` can stop a network
-    before it overfits. The image estimators' defaults (batches of 64, 30
-    epochs) suit data sets of thousands of images instead."""
+use FCN, batches of at most {default_batch_size} and a one-cycle schedule
+    peaking at {default_lr}, on batches of nearly equal size, for
+    ``max_epochs='auto'`` epochs (the classifier's rule: about 2000 steps,
+    at most 15 million time steps, at least 20 epochs). On small
+    regression sets compare with predicting the mean and with a ridge
+    regression (``benchmarks/ucr.py`` runs both; the user guide gives the
+    figures). The image estimators' defaults (batches of 64, 30 epochs)
+    suit data sets of thousands of images instead."""
 
 IMAGE_PARAMS = """\
 data_format : {'auto', 'channels_last', 'channels_first'}, default='auto'
@@ -325,6 +339,8 @@ IMAGE_ATTRIBUTES = """
         the network's first layer (``module_.normalize``)."""
 
 IMAGE = dict(
+    auto_epochs_type="",
+    auto_epochs_doc="",
     ndim=2,
     intro=(
         "Accepts ``(n, C, H, W)``, ``(n, H, W, C)`` and grey ``(n, H, W)`` "
@@ -347,6 +363,8 @@ IMAGE = dict(
     spatial="height, width",
 )
 SIGNAL = dict(
+    auto_epochs_type=" or 'auto'",
+    auto_epochs_doc=AUTO_EPOCHS_DOC,
     ndim=1,
     intro=("Accepts ``(n, L)`` univariate and ``(n, C, L)`` multichannel "
            "arrays, wide and nested (sktime) DataFrames and lists of series "

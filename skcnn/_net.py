@@ -25,6 +25,7 @@ from skorch.utils import to_tensor
 from ._data import ArrayDataset, BatchIterator, batch_rows
 from ._finetune import set_frozen_bn_eval
 from ._losses import weighted_mean
+from .models._ensemble import Ensemble
 
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -303,6 +304,12 @@ class _Net(NeuralNet):
         if isinstance(y_true, dict):
             y_true, weight = y_true["y"], y_true["w"].to(self.device)
         y_true = to_tensor(y_true, device=self.device)
+        if training and _stacks_outputs(self.module_):
+            # An ensemble in training mode: the mean of its members' own
+            # losses, so that each member learns as if it were alone.
+            return torch.stack([
+                weighted_mean(self.criterion_(member.float(), y_true), weight)
+                for member in y_pred]).mean()
         return weighted_mean(self.criterion_(y_pred.float(), y_true), weight)
 
     def train_step_single(self, batch, **fit_params):
@@ -374,6 +381,11 @@ class _Net(NeuralNet):
                                     values):
                 entry[prefix + "_loss"] = value
         self.history.record(prefix + "_batch_count", count)
+
+
+def _stacks_outputs(module):
+    """Whether ``module`` returns its members' outputs stacked when training."""
+    return isinstance(module, Ensemble) and len(module.networks) > 1
 
 
 def _batch_len(batch):

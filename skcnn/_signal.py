@@ -22,23 +22,67 @@
 ``batch_transform`` of the skorch net.
 """
 
-import inspect
+import math
+import numbers
 
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_array, validate_data
 
 from ._augment import Augmentation
-from ._compat import StrOptions
+from ._compat import Interval, StrOptions
 from ._images import to_unit_range
 from ._sequences import _is_nested, normalize_series, to_padded
+from .models._ensemble import Ensemble, takes_mask
 
-__all__ = ["SIGNAL_CONSTRAINTS"]
+__all__ = ["AUTO_EPOCHS", "SIGNAL_CONSTRAINTS", "auto_max_epochs"]
 
 SIGNAL_CONSTRAINTS = {
     "normalize": [None, StrOptions({"zscore", "minmax"})],
     "augment": [None, str, list, tuple, dict],
+    "n_ensemble": [Interval(numbers.Integral, 1, None, closed="left")],
 }
+
+# max_epochs='auto': the rule's constants (documented in the estimators'
+# Notes and the user guide's "Training length" section).
+AUTO_EPOCHS = {
+    "steps": 2000,  # optimizer steps aimed at
+    "min_epochs": 20,  # at least this many passes, however large the set
+    "budget": 15_000_000,  # time steps (series x length) processed at most
+}
+
+
+def auto_max_epochs(n_train, batch_size, length, *, steps=None, min_epochs=None,
+                    budget=None):
+    """Epochs of ``max_epochs='auto'`` for ``n_train`` series of ``length``.
+
+    Enough epochs for about ``steps`` optimizer steps, but no more than the
+    epochs that process ``budget`` time steps (``n_train * length`` per
+    epoch), and never fewer than ``min_epochs``.
+
+    Parameters
+    ----------
+    n_train : int
+        Series trained on (without a validation split).
+    batch_size : int
+        The estimator's ``batch_size``.
+    length : float
+        Time steps per series as the network sees them (for unequal
+        lengths: the mean padded length of a batch).
+    steps, min_epochs, budget : int, default=None
+        The rule's constants; ``None`` takes ``AUTO_EPOCHS``'s.
+
+    Returns
+    -------
+    epochs : int
+    """
+    steps = AUTO_EPOCHS["steps"] if steps is None else steps
+    min_epochs = AUTO_EPOCHS["min_epochs"] if min_epochs is None else min_epochs
+    budget = AUTO_EPOCHS["budget"] if budget is None else budget
+    per_epoch = math.ceil(n_train / batch_size)
+    by_steps = math.ceil(steps / per_epoch)
+    by_budget = int(budget // max(1.0, n_train * float(length)))
+    return max(min_epochs, min(by_steps, by_budget))
 
 _FLEXIBLE = "'fcn', 'resnet' or 'inceptiontime'"
 
@@ -138,6 +182,34 @@ class _SignalMixin:
     def _batch_transform(self):
         return Augmentation.from_param(self.augment)
 
+    def _auto_max_epochs(self, X, lengths, n_train):
+        return auto_max_epochs(n_train, self.batch_size,
+                               _padded_length(X, lengths, self.batch_size))
+
+    def _make_module(self, n_outputs, module_kwargs):
+        """One network, or ``n_ensemble`` of them in an :class:`Ensemble`.
+
+        The members are built one after the other from the estimator's
+        seed, so each starts from its own initial weights. Their layer
+        groups are merged position by position (``freeze`` and ``lr_decay``
+        act on every member alike).
+        """
+        if self.n_ensemble == 1:
+            return super()._make_module(n_outputs, module_kwargs)
+        if self.weights is not None:
+            raise ValueError(
+                f"n_ensemble={self.n_ensemble} trains networks from their own "
+                f"random initial weights; weights={self.weights!r} would make "
+                f"them start alike. Use n_ensemble=1 with weights."
+            )
+        built = [super(_SignalMixin, self)._make_module(n_outputs, module_kwargs)
+                 for _ in range(self.n_ensemble)]
+        module = Ensemble(member for member, _ in built)
+        groups = [(name, [p for _, member_groups in built
+                          for p in member_groups[i][1]])
+                  for i, (name, _) in enumerate(built[0][1])]
+        return module, groups
+
     def _check_network(self, module, lengths):
         if lengths is not None:
             self._check_takes_mask(module, lengths)
@@ -152,7 +224,24 @@ class _SignalMixin:
 
 
 def _forward_takes_mask(module):
-    return "mask" in inspect.signature(module.forward).parameters
+    return takes_mask(module)
+
+
+def _padded_length(X, lengths, batch_size):
+    """Mean length of a training batch: the longest series of each batch.
+
+    Equal lengths: the series' length. Unequal lengths: the mean, over the
+    batches of a few seeded shuffles, of each batch's longest series (batches
+    are trimmed to it, see :func:`skcnn._data.with_mask`).
+    """
+    if lengths is None:
+        return X.shape[-1]
+    lengths = np.asarray(lengths)
+    rng = np.random.default_rng(0)
+    n_batches = math.ceil(len(lengths) / batch_size)
+    longest = [part.max() for _ in range(5)
+               for part in np.array_split(rng.permutation(lengths), n_batches)]
+    return float(np.mean(longest))
 
 
 def _shape(X):

@@ -520,7 +520,7 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
 
     def __init__(
         self,
-        architecture="convnet",
+        architecture="fcn",
         *,
         input_shape=None,
         channels=None,
@@ -536,11 +536,12 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         lr_decay=1.0,
         normalize=None,
         augment=None,
+        n_ensemble=1,
         optimizer="adam",
         lr=1e-3,
         weight_decay=0.0,
         batch_size=8,
-        max_epochs=300,
+        max_epochs="auto",
         lr_schedule="onecycle",
         early_stopping=False,
         validation_fraction=0.1,
@@ -577,3 +578,4 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         )
         self.normalize = normalize
         self.augment = augment
+        self.n_ensemble = n_ensemble

@@ -348,7 +348,7 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
 
     def __init__(
         self,
-        architecture="convnet",
+        architecture="fcn",
         *,
         input_shape=None,
         channels=None,
@@ -364,11 +364,12 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         lr_decay=1.0,
         normalize=None,
         augment=None,
+        n_ensemble=1,
         optimizer="adam",
         lr=3e-3,
         weight_decay=0.0,
         batch_size=16,
-        max_epochs=300,
+        max_epochs="auto",
         lr_schedule="onecycle",
         early_stopping=False,
         validation_fraction=0.1,
@@ -401,3 +402,4 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         )
         self.normalize = normalize
         self.augment = augment
+        self.n_ensemble = n_ensemble

@@ -44,7 +44,7 @@ def signals():
 
 
 # Small, fast settings used across tests.
-FAST = dict(channels=(8, 16), hidden_units=(32,), max_epochs=3, random_state=0)
+FAST = dict(architecture="convnet", channels=(8, 16), hidden_units=(32,), max_epochs=3, random_state=0)
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ from sklearn.datasets import load_digits
 
 from skcnn import CNNClassifier
 
-PARAMS = dict(channels=(16, 32), hidden_units=(64,), batch_norm=True, max_epochs=25,
+PARAMS = dict(architecture="convnet", channels=(16, 32), hidden_units=(64,), batch_norm=True, max_epochs=25,
               batch_size=64, lr=1e-2, random_state=0)
-EARLY = dict(channels=(8,), hidden_units=(16,), max_epochs=30, batch_size=64,
+EARLY = dict(architecture="convnet", channels=(8,), hidden_units=(16,), max_epochs=30, batch_size=64,
              lr=1e-2, lr_schedule="plateau", early_stopping=True, patience=2,
              random_state=0)
 

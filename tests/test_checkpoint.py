@@ -126,7 +126,7 @@ def _digits(small_digits):
     return X[:80], y[:80]
 
 
-FAST = dict(channels=(4,), hidden_units=(), batch_size=32, random_state=0,
+FAST = dict(architecture="convnet", channels=(4,), hidden_units=(), batch_size=32, random_state=0,
             device="cpu")
 
 

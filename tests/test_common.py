@@ -21,12 +21,12 @@ from skcnn import CNNClassifier, CNNRegressor, Conv1DClassifier, Conv1DRegressor
 SMALL = [
     CNNClassifier(channels=(8,), hidden_units=(32,), max_epochs=10, lr=1e-2),
     CNNRegressor(channels=(8,), hidden_units=(32,), max_epochs=10, lr=1e-2),
-    Conv1DClassifier(channels=(8,), hidden_units=(32,), max_epochs=10, lr=1e-2),
-    Conv1DRegressor(channels=(8,), hidden_units=(32,), max_epochs=10, lr=1e-2),
+    Conv1DClassifier("convnet", channels=(8,), hidden_units=(32,), max_epochs=10, lr=1e-2),
+    Conv1DRegressor("convnet", channels=(8,), hidden_units=(32,), max_epochs=10, lr=1e-2),
 ]
 
-# Default parameters; only max_epochs is lowered (the 1-D defaults train
-# for 300 epochs), to the fewest epochs with which the checks that measure
+# Default parameters; only max_epochs is lowered (the 1-D defaults size
+# training to the data, hundreds of epochs on these small sets), to the fewest epochs with which the checks that measure
 # learning pass (CNNRegressor needs 10 for check_regressors_train).
 DEFAULTS = [
     CNNClassifier(max_epochs=5),

@@ -15,7 +15,7 @@ import pytest
 from skcnn import CNNClassifier, CNNRegressor, Conv1DClassifier, Conv1DRegressor
 from skcnn.pretrained import PretrainedFeatureExtractor
 
-SMALL = dict(channels=(4,), hidden_units=(8,), max_epochs=1, batch_size=8,
+SMALL = dict(architecture="convnet", channels=(4,), hidden_units=(8,), max_epochs=1, batch_size=8,
              random_state=0, device="cpu")
 ERRORS = (ValueError, TypeError, FileNotFoundError)
 

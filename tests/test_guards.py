@@ -11,7 +11,7 @@ from skcnn import CNNRegressor
 from skcnn._guards import fit_settings
 from skcnn.exceptions import NonFiniteLossError
 
-FAST = dict(channels=(4,), hidden_units=(), batch_size=16, random_state=0,
+FAST = dict(architecture="convnet", channels=(4,), hidden_units=(), batch_size=16, random_state=0,
             device="cpu")
 
 

@@ -12,7 +12,7 @@ from sklearn.model_selection import GridSearchCV
 from skcnn import CNNClassifier, CNNRegressor
 from skcnn._images import image_header, read_image
 
-FAST = dict(channels=(4, 8), hidden_units=(16,), max_epochs=2, batch_size=16,
+FAST = dict(architecture="convnet", channels=(4, 8), hidden_units=(16,), max_epochs=2, batch_size=16,
             random_state=0, device="cpu")
 
 

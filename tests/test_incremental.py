@@ -6,7 +6,7 @@ import torch
 
 from skcnn import CNNClassifier, CNNRegressor, Conv1DClassifier, Conv1DRegressor
 
-SMALL = dict(channels=(8,), hidden_units=(16,), random_state=0)
+SMALL = dict(architecture="convnet", channels=(8,), hidden_units=(16,), random_state=0)
 CLASSES = np.arange(10)
 
 

@@ -10,7 +10,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from skcnn import CNNClassifier, CNNRegressor, Conv1DClassifier, Conv1DRegressor
 from skcnn._losses import FocalLoss
 
-SMALL = dict(channels=(4,), hidden_units=(8,), max_epochs=2, batch_size=8,
+SMALL = dict(architecture="convnet", channels=(4,), hidden_units=(8,), max_epochs=2, batch_size=8,
              random_state=0, device="cpu")
 
 

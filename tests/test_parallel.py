@@ -16,7 +16,7 @@ from skcnn import (
 )
 from skcnn._utils import resolve_device
 
-TINY = dict(channels=(4,), hidden_units=(8,), max_epochs=2, random_state=0)
+TINY = dict(architecture="convnet", channels=(4,), hidden_units=(8,), max_epochs=2, random_state=0)
 
 
 @pytest.fixture

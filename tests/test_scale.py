@@ -23,7 +23,7 @@ distributed = pytest.importorskip("distributed")
 
 ROOT = str(Path(__file__).resolve().parents[1])  # this checkout's skcnn
 
-TINY = dict(channels=(4,), hidden_units=(8,), max_epochs=2, batch_size=32,
+TINY = dict(architecture="convnet", channels=(4,), hidden_units=(8,), max_epochs=2, batch_size=32,
             random_state=0)
 GRID = {"lr": [3e-3, 1e-2], "channels": [(4,), (6,)]}
 

@@ -8,7 +8,7 @@ from sklearn.model_selection import cross_validate
 
 from skcnn import CNNClassifier, CNNRegressor, Conv1DClassifier, Conv1DRegressor
 
-SMALL = dict(channels=(4,), hidden_units=(8,), max_epochs=2, batch_size=8,
+SMALL = dict(architecture="convnet", channels=(4,), hidden_units=(8,), max_epochs=2, batch_size=8,
              random_state=0, device="cpu")
 ESTIMATORS = [CNNClassifier, CNNRegressor, Conv1DClassifier, Conv1DRegressor]
 

@@ -14,8 +14,9 @@ from . import (  # noqa: F401  # noqa: F401
            resnet1d,
            vgg,
 )
+from ._ensemble import Ensemble
 from ._layers import ACTIVATIONS
 from ._registry import get_model, get_model_builder, list_models, register_model
 
-__all__ = ["ACTIVATIONS", "get_model", "get_model_builder", "list_models",
+__all__ = ["ACTIVATIONS", "Ensemble", "get_model", "get_model_builder", "list_models",
            "register_model"]

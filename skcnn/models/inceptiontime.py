@@ -18,6 +18,7 @@ import numbers
 import torch
 from torch import nn
 
+from ._ensemble import Ensemble
 from ._layers import as_tuple
 from ._masking import (
     ConvNormAct,
@@ -147,8 +148,8 @@ class InceptionNetwork(MaskedGAPNet):
 
 
 @fill_1d_doc
-class InceptionTime(nn.Module):
-    """InceptionTime: the mean logits of ``n_ensemble`` inception networks.
+class InceptionTime(Ensemble):
+    """InceptionTime: ``n_ensemble`` inception networks, trained independently.
 
     Parameters
     ----------
@@ -168,8 +169,10 @@ class InceptionTime(nn.Module):
         Batch normalisation in each module and on the shortcuts.
     {head_params}
     n_ensemble : int, default=1
-        Number of independently initialised networks whose logits are
-        averaged. The paper's ensemble has 5 (and averages probabilities).
+        Number of independently initialised networks, each trained on its
+        own loss (see :class:`skcnn.models.Ensemble`); their logits are
+        averaged to predict. The paper's ensemble has 5 (and averages
+        probabilities).
 
     {forward_note}
     """
@@ -177,11 +180,10 @@ class InceptionTime(nn.Module):
     def __init__(self, *, in_channels, n_outputs, depth=6, channels=32,
                  kernel_size=(39, 19, 9), bottleneck=32, residual=True,
                  batch_norm=True, dropout=0.0, activation="relu", n_ensemble=1):
-        super().__init__()
         if not isinstance(n_ensemble, numbers.Integral) or n_ensemble < 1:
             raise ValueError(
                 f"n_ensemble must be a positive integer; got {n_ensemble!r}.")
-        self.networks = nn.ModuleList(
+        super().__init__(
             InceptionNetwork(in_channels=in_channels, n_outputs=n_outputs,
                              depth=depth, channels=channels,
                              kernel_size=kernel_size, bottleneck=bottleneck,
@@ -190,13 +192,11 @@ class InceptionTime(nn.Module):
             for _ in range(n_ensemble))
 
     def forward(self, x, mask=None):
-        """Mean logits (n, n_outputs) of the networks for ``x`` (n, C, L).
+        """Logits (n, n_outputs) for ``x`` (n, C, L); see :class:`Ensemble`.
 
         The arguments are those of :meth:`MaskedGAPNet.forward`.
         """
-        if len(self.networks) == 1:
-            return self.networks[0](x, mask)
-        return torch.stack([net(x, mask) for net in self.networks]).mean(dim=0)
+        return super().forward(x, mask)
 
 
 @register_model("inceptiontime", ndim=1)

@@ -1,0 +1,185 @@
+"""The 1-D estimators' defaults: ``max_epochs='auto'``, ``n_ensemble``, real data.
+
+The defaults were chosen on every UCR/UEA set shipped in the sktime and
+aeon wheels (``benchmarks/ucr.py``, figures in ``benchmarks/RESULTS.md``);
+these tests pin the rule, the ensemble's training and one unequal-length
+set with the defaults as a new user calls them.
+"""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from skcnn import CNNClassifier, Conv1DClassifier, Conv1DRegressor
+from skcnn._net import _Net
+from skcnn._signal import AUTO_EPOCHS, _padded_length, auto_max_epochs
+from skcnn.models import Ensemble
+
+TINY = dict(channels=(4, 4), kernel_size=3)
+
+
+@pytest.fixture
+def series():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(48, 2, 20)).astype(np.float32)
+    y = (X[:, 0, :5].mean(axis=1) > 0).astype(int)
+    return X, y
+
+
+# -- max_epochs='auto' ------------------------------------------------------------
+def test_auto_epochs_aims_at_a_step_budget_for_small_sets():
+    # 50 series in batches of 8: 7 steps an epoch, 2000 steps -> 286 epochs.
+    assert auto_max_epochs(50, 8, 150) == 286
+    # 36 series: 5 steps -> 400 epochs.
+    assert auto_max_epochs(36, 8, 251) == 400
+
+
+def test_auto_epochs_caps_the_time_steps_processed_for_long_series():
+    # 100 series of 1460 steps: 2000 steps would be 154 epochs, but 15
+    # million time steps allow 102.
+    assert auto_max_epochs(100, 8, 1460) == 102
+    # A set 100x larger does not train 100x longer: it gets the minimum.
+    assert auto_max_epochs(10_000, 8, 1460) == AUTO_EPOCHS["min_epochs"] == 20
+    assert auto_max_epochs(10_000, 8, 1460, min_epochs=5) == 5
+
+
+def test_padded_length_is_the_mean_longest_series_of_a_batch():
+    assert _padded_length(np.zeros((10, 1, 30)), None, 4) == 30
+    lengths = np.array([10] * 15 + [100])
+    # Batches of 4 from 16 series: the batch holding the long series is
+    # trimmed to 100, the three others to 10.
+    assert _padded_length(None, lengths, 4) == pytest.approx((100 + 3 * 10) / 4)
+    assert _padded_length(None, lengths, 16) == 100
+
+
+def test_auto_is_the_default_and_sets_max_epochs_(series):
+    X, y = series
+    assert Conv1DClassifier().max_epochs == "auto"
+    assert Conv1DRegressor().max_epochs == "auto"
+    clf = Conv1DClassifier(**TINY, batch_size=16, random_state=0).fit(X, y)
+    # 48 series in batches of 16: 3 steps an epoch -> 667 epochs; 48 x 20
+    # time steps an epoch allow 15625.
+    assert clf.max_epochs_ == 667 == len(clf.history_)
+    fixed = clone(clf).set_params(max_epochs=3).fit(X, y)
+    assert fixed.max_epochs_ == 3 == len(fixed.history_)
+
+
+def test_auto_counts_only_the_series_trained_on(series):
+    X, y = series
+    clf = Conv1DClassifier(**TINY, batch_size=16, early_stopping=True,
+                           validation_fraction=0.25, patience=1,
+                           random_state=0).fit(X, y)
+    # 36 series trained on: 3 steps an epoch, as for 48.
+    assert clf.max_epochs_ == auto_max_epochs(36, 16, 20)
+
+
+def test_auto_is_refused_by_the_image_estimators():
+    X = np.zeros((4, 1, 8, 8), dtype=np.float32)
+    with pytest.raises(ValueError, match="max_epochs='auto'.*CNNClassifier takes an int"):
+        CNNClassifier(max_epochs="auto").fit(X, [0, 1, 0, 1])
+
+
+# -- n_ensemble ---------------------------------------------------------------------
+def test_ensemble_builds_distinct_members_and_predicts_their_mean(series):
+    X, y = series
+    clf = Conv1DClassifier(**TINY, n_ensemble=3, max_epochs=3,
+                           random_state=0).fit(X, y)
+    module = clf.module_
+    assert isinstance(module, Ensemble) and len(module.networks) == 3
+    first = [m.weight for m in module.networks[0].modules()
+             if isinstance(m, torch.nn.Conv1d)][0]
+    second = [m.weight for m in module.networks[1].modules()
+              if isinstance(m, torch.nn.Conv1d)][0]
+    assert not torch.equal(first, second)
+    with torch.no_grad():
+        logits = torch.stack([net(torch.as_tensor(X)) for net in module.networks])
+    expected = torch.softmax(logits.mean(0), dim=1).numpy()
+    np.testing.assert_allclose(clf.predict_proba(X), expected, atol=1e-5)
+
+
+def test_ensemble_members_learn_from_their_own_loss_only():
+    # Each member's gradient is that of its own loss: changing another
+    # member leaves it unchanged. (A loss on the mean logits would couple
+    # them.)
+    torch.manual_seed(0)
+    members = [torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 3))
+               for _ in range(2)]
+    net = _Net(module=Ensemble(members), criterion=torch.nn.CrossEntropyLoss,
+               criterion__reduction="none", optimizer=torch.optim.SGD, lr=0.1,
+               train_split=None, max_epochs=1, batch_size=4)
+    net.initialize()
+    x, y = torch.randn(4, 1, 6), torch.tensor([0, 1, 2, 0])
+
+    def grad_of_member_1():
+        net.module_.zero_grad()
+        net.module_.train()
+        net.get_loss(net.module_(x), y, training=True).backward()
+        return net.module_.networks[1][1].weight.grad.clone()
+
+    before = grad_of_member_1()
+    with torch.no_grad():
+        net.module_.networks[0][1].weight.mul_(5.0)
+    np.testing.assert_allclose(grad_of_member_1(), before, atol=1e-7)
+    # Half (one member of two) of what the member alone would get.
+    alone = members[1]
+    alone.zero_grad()
+    torch.nn.functional.cross_entropy(alone(x), y).backward()
+    np.testing.assert_allclose(before, alone[1].weight.grad / 2, atol=1e-6)
+
+
+def test_one_member_ensemble_is_the_plain_network(series):
+    X, y = series
+    plain = Conv1DClassifier(**TINY, max_epochs=3, random_state=0).fit(X, y)
+    one = Conv1DClassifier(**TINY, max_epochs=3, n_ensemble=1, random_state=0).fit(X, y)
+    assert not isinstance(one.module_, Ensemble)
+    np.testing.assert_array_equal(plain.predict_proba(X), one.predict_proba(X))
+
+
+def test_ensemble_regressor_and_unequal_lengths():
+    rng = np.random.default_rng(1)
+    series = [rng.normal(size=(1, n)).astype(np.float32)
+              for n in rng.integers(8, 30, 40)]
+    y = np.array([s.mean() for s in series])
+    reg = Conv1DRegressor(**TINY, n_ensemble=2, max_epochs=2,
+                          random_state=0).fit(series, y)
+    assert reg.predict(series).shape == (40,)
+
+
+def test_ensemble_refuses_weights(tmp_path, series):
+    X, y = series
+    path = tmp_path / "w.pt"
+    torch.save({}, path)
+    with pytest.raises(ValueError, match="n_ensemble=2 trains networks from their own"):
+        Conv1DClassifier(**TINY, n_ensemble=2, weights=str(path)).fit(X, y)
+
+
+def test_n_ensemble_is_validated(series):
+    X, y = series
+    with pytest.raises(ValueError, match="n_ensemble"):
+        Conv1DClassifier(n_ensemble=0).fit(X, y)
+
+
+# -- real data, defaults as a new user calls them -----------------------------------
+@pytest.fixture(scope="module")
+def japanese_vowels():
+    """UEA JapaneseVowels: 12 channels, unequal lengths 7-29 (from sktime)."""
+    datasets = pytest.importorskip("sktime.datasets")
+    return (*datasets.load_japanese_vowels(split="train", return_X_y=True),
+            *datasets.load_japanese_vowels(split="test", return_X_y=True))
+
+
+def test_defaults_learn_an_unequal_length_multivariate_set(japanese_vowels):
+    # Issue 12: the former default (architecture='convnet') refused this
+    # set with a ValueError. The published FCN reaches 0.993, ResNet 0.992.
+    X, y, Xt, yt = japanese_vowels
+    clf = Conv1DClassifier(random_state=0).fit(X, y)
+    assert clf.score(Xt, yt) >= 0.97
+
+
+def test_the_docstrings_state_the_rule_in_force():
+    for est in (Conv1DClassifier, Conv1DRegressor):
+        doc = " ".join(est.__doc__.split())
+        assert f"about {AUTO_EPOCHS['steps']} optimizer steps" in doc
+        assert f"{AUTO_EPOCHS['budget'] // 1_000_000} million time steps" in doc
+        assert f"at least {AUTO_EPOCHS['min_epochs']}" in doc
