@@ -16,7 +16,9 @@ When an estimator's ``fit`` runs in a process started by ``torchrun`` (or
 - averages the recorded losses over the ranks, so that early stopping and
   the LR schedules see the same numbers and decide alike;
 - with ``sync_batch_norm=True``, normalises with batch statistics over all
-  ranks (:class:`SyncBatchNorm`, which unlike torch's runs on the CPU too).
+  ranks (:class:`SyncBatchNorm`, which unlike torch's runs on the CPU too;
+  the masked batch norm of the 1-D networks, over the real time steps of
+  every rank's batch).
 
 Nothing is launched from here: ``torchrun`` starts the processes.
 """
@@ -30,7 +32,8 @@ from torch import nn
 from ._parallel import dist_env
 
 __all__ = ["DistInfo", "SyncBatchNorm", "average", "average_buffers",
-           "convert_sync_batchnorm", "restore_batchnorm", "setup"]
+           "convert_sync_batchnorm", "global_batch_norm", "restore_batchnorm",
+           "setup", "syncing"]
 
 
 class DistInfo:
@@ -112,49 +115,95 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected at least 2-D input (got {input.dim()}D input)")
 
     def forward(self, x):
-        if not (self.training and dist.is_available() and dist.is_initialized()
-                and dist.get_world_size() > 1):
+        if not syncing(self):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
+        return global_batch_norm(self, x)
 
-        channels = x.shape[1]
-        dims = [0] + list(range(2, x.dim()))
-        xf = x.float()
-        count = torch.tensor([xf.numel() / channels], device=x.device,
-                             dtype=torch.float32)
-        stats = torch.cat([xf.sum(dims), (xf * xf).sum(dims), count])
-        stats = all_reduce(stats)
-        n = stats[-1]
-        mean = stats[:channels] / n
-        var = (stats[channels:2 * channels] / n - mean * mean).clamp_min(0)
-        if self.track_running_stats and self.running_mean is not None:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                m = (1.0 / float(self.num_batches_tracked) if self.momentum is None
-                     else self.momentum)
-                unbiased = var * (n / (n - 1).clamp_min(1))
-                self.running_mean.mul_(1 - m).add_(m * mean.detach())
-                self.running_var.mul_(1 - m).add_(m * unbiased.detach())
-        shape = [1, channels] + [1] * (x.dim() - 2)
-        out = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        if self.affine:
-            out = out * self.weight.view(shape) + self.bias.view(shape)
-        return out.to(x.dtype)
+
+def syncing(bn):
+    """Whether batch norm ``bn`` takes its statistics over every rank now.
+
+    In training, with a process group of more than one rank initialised.
+    """
+    return (bn.training and dist.is_available() and dist.is_initialized()
+            and dist.get_world_size() > 1)
+
+
+def global_batch_norm(bn, x):
+    """Normalise ``x`` with the batch statistics of every rank's batch.
+
+    The per-channel count, sum and sum of squares of ``x`` (shape
+    ``(n, C, ...)``, or the ``(n_real, C)`` rows of a masked batch) are
+    summed over the ranks with the differentiable
+    :func:`torch.distributed.nn.functional.all_reduce`, so that the
+    gradients flow back through the other ranks' statistics as they would
+    through one process's batch norm on the union of the batches. The
+    running statistics of ``bn`` are updated as ``nn.BatchNorm`` would
+    with the global batch. Every rank must call this the same number of
+    times (it is a collective); a rank's batch may be empty.
+
+    Parameters
+    ----------
+    bn : nn.modules.batchnorm._BatchNorm
+        The layer: its ``weight``, ``bias``, ``eps``, ``momentum`` and
+        running statistics.
+    x : torch.Tensor of shape (n, C, ...)
+        This rank's batch.
+
+    Returns
+    -------
+    out : torch.Tensor, the shape and dtype of ``x``
+    """
+    from torch.distributed.nn.functional import all_reduce
+
+    channels = x.shape[1]
+    dims = [0] + list(range(2, x.dim()))
+    xf = x.float()
+    count = torch.tensor([xf.numel() / channels], device=x.device,
+                         dtype=torch.float32)
+    stats = torch.cat([xf.sum(dims), (xf * xf).sum(dims), count])
+    stats = all_reduce(stats)
+    n = stats[-1]
+    mean = stats[:channels] / n
+    var = (stats[channels:2 * channels] / n - mean * mean).clamp_min(0)
+    if bn.track_running_stats and bn.running_mean is not None:
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            m = (1.0 / float(bn.num_batches_tracked) if bn.momentum is None
+                 else bn.momentum)
+            unbiased = var * (n / (n - 1).clamp_min(1))
+            bn.running_mean.mul_(1 - m).add_(m * mean.detach())
+            bn.running_var.mul_(1 - m).add_(m * unbiased.detach())
+    shape = [1, channels] + [1] * (x.dim() - 2)
+    out = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + bn.eps)
+    if bn.affine:
+        out = out * bn.weight.view(shape) + bn.bias.view(shape)
+    return out.to(x.dtype)
 
 
 _PLAIN_BN = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
 def convert_sync_batchnorm(module):
-    """Replace the plain batch-norm layers of ``module`` by :class:`SyncBatchNorm`.
+    """Make the batch-norm layers of ``module`` take global batch statistics.
 
-    Subclasses (``MaskedBatchNorm1d``, which skips padded time steps) are
-    left as they are. Returns the swaps, for :func:`restore_batchnorm`.
+    Plain ``nn.BatchNorm1d/2d/3d`` layers are replaced by
+    :class:`SyncBatchNorm` (sharing their parameters); the
+    :class:`~skcnn.models._masking.MaskedBatchNorm1d` layers of the 1-D
+    networks, which skip padded time steps, are switched to their own
+    synchronised mode (``sync = True``), which sums the statistics of the
+    real time steps over the ranks. Returns the swaps, for
+    :func:`restore_batchnorm`.
     """
+    from .models._masking import MaskedBatchNorm1d
+
     swaps = []
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
-            if type(child) in _PLAIN_BN:
+            if isinstance(child, MaskedBatchNorm1d):
+                child.sync = True
+                swaps.append((parent, name, child, child))
+            elif type(child) in _PLAIN_BN:
                 sync = SyncBatchNorm(child.num_features, child.eps, child.momentum,
                                      child.affine, child.track_running_stats)
                 sync.load_state_dict(child.state_dict())
@@ -171,6 +220,9 @@ def convert_sync_batchnorm(module):
 def restore_batchnorm(swaps):
     """Put the original batch-norm layers back, with the trained state."""
     for parent, name, original, sync in swaps:
+        if sync is original:  # a MaskedBatchNorm1d switched in place
+            original.sync = False
+            continue
         original.load_state_dict(sync.state_dict())
         original.train(sync.training)
         setattr(parent, name, original)

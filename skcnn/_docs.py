@@ -141,7 +141,9 @@ default='adam'
         In data-parallel training (a ``torchrun`` launch, see the user
         guide's "Scaling out"), normalise with batch statistics over every
         process instead of each process's share of the batch; on the CPU
-        as on CUDA. No effect in a single process.
+        as on CUDA, in every batch-norm layer (the 1-D networks' masked
+        batch norm over the real time steps of every process's series).
+        No effect in a single process.
     verbose : int, default=0
         0 is silent; 1 prints a per-epoch log and shows a progress bar.
     warm_start : bool, default=False

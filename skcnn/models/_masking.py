@@ -191,12 +191,34 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
 
     In training mode with a mask, the batch mean and variance (and the running
     estimates) are computed over the real time steps only; in eval mode the
-    normalisation is per element and needs no mask. The output is not
-    re-zeroed: see :class:`NormAct`.
+    normalisation is per element and needs no mask. The output is zero on
+    the padded steps in training with a mask, and not re-zeroed otherwise:
+    see :class:`NormAct`.
+
+    With ``sync = True`` (set by a data-parallel fit with
+    ``sync_batch_norm=True``) and a process group of several ranks, the
+    training statistics are those of the real time steps of every rank's
+    batch: the per-channel counts, sums and sums of squares are summed over
+    the ranks (see :func:`skcnn._distributed.global_batch_norm`), with the
+    gradients carried back to every rank.
     """
+
+    sync = False  # class default: a network pickled before it existed loads
 
     def forward(self, x, mask=None):
         """Normalise ``x`` of shape (n, C, L); ``mask`` (n, L) marks real steps."""
+        if self.sync:
+            from .._distributed import global_batch_norm, syncing
+
+            # Every rank takes this path whatever its mask: the all-reduce
+            # is a collective that each rank must join.
+            if syncing(self):
+                if mask is None:
+                    return global_batch_norm(self, x)
+                steps = x.transpose(1, 2)  # (n, L, C)
+                out = steps.new_zeros(steps.shape)
+                out[mask] = global_batch_norm(self, steps[mask])  # (n_real, C)
+                return out.transpose(1, 2)
         if mask is None or not self.training or bool(mask.all()):
             return super().forward(x)
         steps = x.transpose(1, 2)  # (n, L, C)
