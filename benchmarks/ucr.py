@@ -30,7 +30,7 @@ neither are reported as missing. aeon need not be installed: point
 (``pip download aeon --no-deps`` then ``unzip``)::
 
     python benchmarks/ucr.py [--threads 2] [--seeds 0 1 2] [--datasets GunPoint]
-                             [--archs fcn resnet] [--params lr=1e-3 batch_size=8]
+                             [--archs [fcn resnet]] [--params lr=1e-3 batch_size=8]
                              [--peers minirocket sktime-cnn] [--data-dir DIR]
                              [--json results.json]
 
@@ -311,9 +311,10 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--datasets", nargs="+", default=list(PUBLISHED),
                         choices=list(PUBLISHED))
-    parser.add_argument("--archs", nargs="+", default=[None],
+    parser.add_argument("--archs", nargs="*", default=[None],
                         choices=list_models(ndim=1),
-                        help="architectures to run (default: the estimator's)")
+                        help="architectures to run (default: the estimator's; "
+                             "none given: the peers alone)")
     parser.add_argument("--params", nargs="+", default=[], metavar="NAME=VALUE",
                         help="estimator parameters instead of the defaults")
     parser.add_argument("--peers", nargs="*", default=["minirocket"],

@@ -348,7 +348,7 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
 
     def __init__(
         self,
-        architecture="fcn",
+        architecture="convnet",
         *,
         input_shape=None,
         channels=None,

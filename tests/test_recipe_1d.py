@@ -183,3 +183,27 @@ def test_the_docstrings_state_the_rule_in_force():
         assert f"about {AUTO_EPOCHS['steps']} optimizer steps" in doc
         assert f"{AUTO_EPOCHS['budget'] // 1_000_000} million time steps" in doc
         assert f"at least {AUTO_EPOCHS['min_epochs']}" in doc
+
+
+@pytest.fixture(scope="module")
+def tecator():
+    """Tecator: 172/43 near-infrared spectra of meat, fat content (sktime)."""
+    datasets = pytest.importorskip("sktime.datasets")
+    kw = dict(return_X_y=True, return_type="numpy3D")
+    return (*datasets.load_tecator(split="train", **kw),
+            *datasets.load_tecator(split="test", **kw))
+
+
+def test_regressor_defaults_beat_the_mean_and_ridge_regression(tecator):
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y, Xt, yt = tecator
+    reg = Conv1DRegressor(random_state=0).fit(X, y)
+    rmse = np.sqrt(np.mean((reg.predict(Xt) - yt) ** 2))
+    ridge = make_pipeline(StandardScaler(), RidgeCV(np.logspace(-3, 5, 17)))
+    ridge.fit(X[:, 0], y)
+    ridge_rmse = np.sqrt(np.mean((ridge.predict(Xt[:, 0]) - yt) ** 2))
+    assert ridge_rmse < np.std(yt) / 4  # ridge itself is a strong baseline
+    assert rmse < 0.75 * ridge_rmse
