@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # exercise the module and run in well under a minute single-threaded.
 SELECTIONS = {
     "_net": (
-        ["tests/test_schedules.py", "tests/test_device.py",
+        ["tests/test_net.py", "tests/test_schedules.py", "tests/test_device.py",
          "tests/test_performance.py",
          "tests/test_estimators.py::test_precision_bf16_trains_on_cpu",
          "tests/test_estimators.py::test_early_stopping_restores_best_and_holds_out_data",
