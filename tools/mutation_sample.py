@@ -79,6 +79,9 @@ def mutmut_section(module, tests, extra):
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
         f"pytest_add_cli_args = {json.dumps(BASE_ARGS + extra)}",
         "use_git_change_detection = false",
+        # mutmut's default (15) lets an endless loop run for 30 times the
+        # tests' time before it counts as a timeout.
+        "timeout_multiplier = 3.0",
         "",
     ])
 
@@ -139,7 +142,8 @@ def main():
     codes = statuses(work, args.module)
     results = {name: status_name(codes[name]) for name in sample}
     counts = Counter(results.values())
-    killed = counts["killed"] + counts["timeout"]
+    # An endless loop killed by hand reads as "segfault" (exit -9).
+    killed = counts["killed"] + counts["timeout"] + counts["segfault"]
     reached = len(sample) - counts["no tests"]
     lines = [f"{name}: {status}" for name, status in results.items() if status != "killed"]
     (work / "results.txt").write_text("\n".join(lines) + "\n")
