@@ -445,3 +445,17 @@ def test_integer_series_of_another_length_are_scaled_as_in_fit():
         np.testing.assert_allclose(est.predict_proba(other),
                                    est.predict_proba(other.astype(np.float32) / 255),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_an_array_like_without_shape_is_read_as_its_array():
+    class ArrayLike:  # only __array__, as some containers offer
+        def __init__(self, values):
+            self.values = values
+
+        def __array__(self, dtype=None, copy=None):
+            return np.asarray(self.values, dtype=dtype)
+
+    X, y = make_data(n=12, length=20)
+    est = fit(Conv1DClassifier, "fcn", X[:, 0], y)
+    np.testing.assert_array_equal(est.predict_proba(ArrayLike(X[:4, 0])),
+                                  est.predict_proba(X[:4, 0]))
