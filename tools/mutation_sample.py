@@ -50,7 +50,7 @@ SELECTIONS = {
                  "tests/test_errors.py"], ["-k", "not gunpoint"]),
     "_sequences": (["tests/test_sequences.py", "tests/test_signal.py"],
                    ["-k", "not gunpoint"]),
-    "_base": (["tests/test_errors.py", "tests/test_estimators.py",
+    "_base": (["tests/test_base.py", "tests/test_errors.py", "tests/test_estimators.py",
                "tests/test_schedules.py", "tests/test_incremental.py"],
               ["-k", "not learns_digits and not dask"]),
     "_data": (["tests/test_data.py", "tests/test_performance.py",
