@@ -4,9 +4,13 @@ Written for the mutants of ``_base.py`` that survived the sampled mutation
 run of 2026-12-02 (tests/MUTATION.md).
 """
 
+import warnings
+
+import numpy as np
+import pandas as pd
 import pytest
 
-from skcnn import CNNClassifier
+from skcnn import CNNClassifier, Conv1DClassifier
 
 from .conftest import FAST
 
@@ -23,3 +27,35 @@ def test_prediction_batch_size(small_digits, input_shape, batch_size, expected):
     clf = CNNClassifier(**{**FAST, "max_epochs": 1, "batch_size": batch_size}).fit(X, y)
     clf.input_shape_ = input_shape
     assert clf._predict_batch_size() == expected
+
+
+def test_predict_checks_the_feature_names_and_count_of_flat_rows(small_digits):
+    X, y = small_digits
+    flat = pd.DataFrame(X.reshape(len(X), -1), columns=[f"p{i}" for i in range(64)])
+    clf = CNNClassifier(input_shape=(8, 8), **{**FAST, "max_epochs": 1}).fit(flat, y)
+    assert list(clf.feature_names_in_) == list(flat.columns)
+    with pytest.raises(ValueError, match="The feature names should match those that were "
+                                         "passed during fit"):
+        clf.predict(flat.rename(columns={"p0": "q0"}))
+    with pytest.warns(UserWarning, match="X does not have valid feature names, but "
+                                         "CNNClassifier was fitted with feature names"):
+        clf.predict(flat.to_numpy()[:3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.predict(flat[:3])
+    with warnings.catch_warnings(), pytest.raises(
+            ValueError, match=r"^X has 65 features, but CNNClassifier is expecting 64 "
+                              r"features as input\.$"):
+        warnings.simplefilter("ignore", UserWarning)  # no feature names
+        clf.predict(np.zeros((2, 65)))
+
+
+@pytest.mark.parametrize("cls, X, shown", [
+    (Conv1DClassifier, np.zeros((4, 1, 0)), r"\(1, 0\) \(channels, length\)"),
+    (CNNClassifier, np.zeros((4, 1, 0, 5)), r"\(1, 0, 5\) \(channels, height, width\)"),
+])
+def test_empty_samples_are_refused_naming_their_axes(cls, X, shown):
+    with pytest.raises(ValueError, match=rf"^{cls.__name__} expects samples with at least "
+                                         rf"one channel and one value along each axis; got "
+                                         rf"samples of shape {shown}\.$"):
+        cls(max_epochs=1).fit(X, [0, 1, 0, 1])
