@@ -59,3 +59,12 @@ def test_empty_samples_are_refused_naming_their_axes(cls, X, shown):
                                          rf"one channel and one value along each axis; got "
                                          rf"samples of shape {shown}\.$"):
         cls(max_epochs=1).fit(X, [0, 1, 0, 1])
+
+
+def test_images_of_another_shape_are_refused_naming_both_shapes(small_digits):
+    X, y = small_digits
+    clf = CNNClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    with pytest.raises(ValueError, match=r"^X has per-sample shape \(1, 9, 9\) \(channels, "
+                                         r"height, width\), but CNNClassifier was fitted on "
+                                         r"samples of shape \(1, 8, 8\)\.$"):
+        clf.predict(np.zeros((2, 9, 9)))
