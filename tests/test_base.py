@@ -68,3 +68,34 @@ def test_images_of_another_shape_are_refused_naming_both_shapes(small_digits):
                                          r"height, width\), but CNNClassifier was fitted on "
                                          r"samples of shape \(1, 8, 8\)\.$"):
         clf.predict(np.zeros((2, 9, 9)))
+
+
+def test_an_epoch_is_split_into_batches_of_nearly_equal_size(small_digits):
+    X, y = small_digits
+    clf = CNNClassifier(**{**FAST, "max_epochs": 1, "batch_size": 64}).fit(X[:150], y[:150])
+    # 150 samples at batch_size=64: 3 batches of 50, not 64, 64 and 22.
+    assert [b["train_batch_size"] for b in clf.history_[0]["batches"]] == [50, 50, 50]
+
+
+def test_partial_fit_takes_string_labels_and_names_itself_without_y(small_digits):
+    X, y = small_digits
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
+                      "eight", "nine"], dtype=object)
+    labels = names[y]
+    clf = CNNClassifier(**FAST)
+    clf.partial_fit(X[:150], labels[:150], classes=names)
+    clf.partial_fit(X[150:], labels[150:])
+    assert set(clf.predict(X[:20])) <= set(names)
+    with pytest.raises(ValueError, match=r"^CNNClassifier\.partial_fit requires y to be an "
+                                         r"array-like; got None\.$"):
+        clf.partial_fit(X[:10], None)
+
+
+def test_a_pretrained_backbone_names_the_module_arguments_it_refuses(small_digits):
+    X, y = small_digits
+    with pytest.raises(ValueError, match=r"^architecture='resnet18' is a pretrained "
+                                         r"backbone; the knobs and module__ arguments "
+                                         r"\['depth', 'dropout'\] apply to the built-in "
+                                         r"architectures only\.$"):
+        CNNClassifier("resnet18", weights=None, dropout=0.2, module__depth=3,
+                      max_epochs=1).fit(X, y)
