@@ -29,8 +29,9 @@ def _one_thread():
 def test_weighted_validation_batches_give_weighted_loss_and_accuracy(small_digits):
     X, y = small_digits
     w = np.linspace(0.2, 3.0, len(y))
+    # 60 held-out rows in 4 validation batches of 16.
     clf = CNNClassifier(early_stopping=True, validation_fraction=0.2, patience=10,
-                        **FAST).fit(X, y, sample_weight=w)
+                        batch_size=16, **FAST).fit(X, y, sample_weight=w)
     hist = clf.history_
     best = int(np.argmin(hist[:, "valid_loss"]))
     _, held_out = clf.net_.train_split(
@@ -85,6 +86,11 @@ def test_fp16_trains_with_a_gradient_scaler_in_training_mode(small_digits):
     np.testing.assert_allclose(bn.running_mean, bn_ref.running_mean, rtol=0.05, atol=1e-3)
     np.testing.assert_allclose(clf.history_[:, "train_loss"], ref.history_[:, "train_loss"],
                                rtol=0.05)
+    # The network runs in float16 under autocast (not autocast's CPU default,
+    # bfloat16).
+    with torch.no_grad():
+        out = clf.net_.infer(torch.as_tensor(X[:4, None], dtype=torch.float32))
+    assert out.dtype == torch.float16
 
 
 def test_mixed_precision_keeps_the_mask_of_unequal_length_series():
