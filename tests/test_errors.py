@@ -35,7 +35,9 @@ def test_channels_last_images_get_a_warning_that_says_how_to_fix_them():
     # data_format='channels_first' forces the (n, C, H, W) reading: warned
     for X_ in (X, X / 255.0):
         with pytest.warns(UserWarning, match=(
-                r"shape \(6, 12, 10, 3\), which looks like channels-last.*here 12 "
+                r"shape \(6, 12, 10, 3\), which looks like channels-last images "
+                r"\(n_samples, height, width, channels\); CNNRegressor reads 4-D "
+                r"arrays as \(n_samples, channels, height, width\), here 12 "
                 r"channels of 10 x 3 pixels\. Set data_format='auto'")):
             CNNRegressor(**kwargs, data_format="channels_first").fit(X_, y.astype(float))
     with warnings.catch_warnings():

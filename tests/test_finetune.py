@@ -161,3 +161,68 @@ def test_unknown_backbone_and_knobs_on_a_backbone(images):
         CNNClassifier("resnet181", **FT).fit(X, y)
     with pytest.raises(ValueError, match="is a pretrained backbone; the knobs"):
         CNNClassifier("resnet18", dropout=0.3, **FT).fit(X, y)
+
+
+# -- layer groups of networks the torchvision families do not cover ----------
+# (mutants of _finetune.py that survived the sampled run of 2026-12-02)
+def test_a_network_of_single_layers_has_one_group_per_layer():
+    from skcnn._finetune import freeze_groups, layer_groups
+
+    module = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                 torch.nn.Linear(4, 8), torch.nn.Linear(8, 3))
+    groups = layer_groups(module)
+    assert [name for name, _ in groups] == ["0", "3", "4"]  # the head ("4") last
+    assert [len(params) for _, params in groups] == [2, 2, 2]
+    # freeze's default, 'backbone': only the head trains; 0 means the same.
+    assert freeze_groups(module) == ["0", "3"]
+    assert [p.requires_grad for p in module.parameters()] == [False] * 4 + [True] * 2
+    assert freeze_groups(module, groups, freeze="none") == []
+    assert freeze_groups(module, groups, freeze=0) == ["0", "3"]
+    assert [p.requires_grad for p in module.parameters()] == [False] * 4 + [True] * 2
+    assert freeze_groups(module, groups, freeze=1) == ["0"]
+
+
+def test_a_tied_parameter_is_in_one_group_only():
+    from skcnn._finetune import layer_groups
+
+    class Tied(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = torch.nn.Sequential(
+                torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU()),
+                torch.nn.Sequential(torch.nn.Linear(4, 4)))
+            self.fc = torch.nn.Linear(4, 4)
+            self.fc.weight = self.features[0][0].weight  # tied to the first layer
+
+    module = Tied()
+    groups = layer_groups(module)
+    # The first group that holds it keeps it (an optimizer refuses a
+    # parameter in two groups, and freeze would set it twice).
+    assert [(name, len(params)) for name, params in groups] == [
+        ("features.0", 2), ("features.1", 2), ("fc", 1)]
+    ids = [id(p) for _, params in groups for p in params]
+    assert len(ids) == len(set(ids)) == len(list(module.parameters()))
+
+
+def test_only_frozen_batch_norm_layers_are_put_in_eval_mode():
+    from skcnn._finetune import set_frozen_bn_eval
+
+    frozen, trained, plain = (torch.nn.BatchNorm2d(4), torch.nn.BatchNorm2d(4),
+                              torch.nn.BatchNorm2d(4, affine=False))
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    module = torch.nn.Sequential(frozen, trained, plain).train()
+    assert set_frozen_bn_eval(module) is module
+    # frozen: eval (keeps its running statistics); trained and without
+    # affine parameters: left in training mode.
+    assert [m.training for m in module] == [False, True, True]
+
+
+def test_unfreeze_at_epoch_with_nothing_frozen_says_what_to_set():
+    from skcnn._finetune import configure, layer_groups
+
+    module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 3))
+    with pytest.raises(ValueError, match=r"unfreeze_at_epoch unfreezes layers frozen by "
+                       r"`freeze`; set freeze='backbone' or an int, or unfreeze_at_epoch=None\.$"):
+        configure(module, layer_groups(module), freeze="none", unfreeze_at_epoch=2,
+                  lr=0.1, lr_decay=1.0)

@@ -163,3 +163,24 @@ def test_normalize_series_validates_its_arguments():
         normalize_series(EQUAL, [5, 6, 1])
     with pytest.raises(ValueError, match=r"X3 must be 3-D"):
         normalize_series(EQUAL[0])
+
+
+# -- mutants of _sequences.py that survived the sampled run of 2026-12-02 ------
+def test_a_pandas_series_of_series_is_a_collection():
+    X3, lengths = to_padded(pd.Series([np.arange(3.0), pd.Series(np.arange(5.0))]))
+    np.testing.assert_array_equal(X3, [[[0, 1, 2, 0, 0]], [[0, 1, 2, 3, 4]]])
+    assert X3.dtype == np.float32 and lengths.tolist() == [3, 5]
+
+
+def test_array_messages_and_the_smallest_series():
+    with pytest.raises(TypeError, match=r"^Series values must be real numbers; the array "
+                       r"holds the non-numeric value 'a' \(str_\)\.$"):
+        to_padded(np.array([["a", "b"]]))
+    for shape in [(2, 0, 5), (2, 3, 0)]:
+        with pytest.raises(ValueError, match=r"^Series must have at least one channel and "
+                           rf"one time step; got an array of shape \({shape[0]}, "
+                           rf"{shape[1]}, {shape[2]}\)\.$"):
+            to_padded(np.zeros(shape))
+    # One channel of one time step is a series.
+    X3, lengths = to_padded(np.full((2, 1, 1), 7.0))
+    assert X3.shape == (2, 1, 1) and lengths is None and (X3 == 7).all()

@@ -393,3 +393,68 @@ def test_default_recipe_reaches_the_published_fcn_accuracy_on_gunpoint(gunpoint)
     clf = Conv1DClassifier(random_state=0).fit(X, y)
     assert len(clf.history_) == clf.max_epochs_ == 286
     assert clf.score(Xt, yt) >= 0.99
+
+
+# -- messages and integer series (mutants of _signal.py that survived the
+# sampled run of 2026-12-02, tests/MUTATION.md) -------------------------------
+class _FixedLength1d(torch.nn.Module):
+    """A user's 1-D network whose forward takes no mask."""
+
+    def __init__(self, n_classes):
+        super().__init__()
+        self.conv = torch.nn.LazyConv1d(4, 3)
+        self.head = torch.nn.LazyLinear(n_classes)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_messages_name_the_estimator_the_fitted_channels_and_the_architecture():
+    X, y = make_data(n=12, length=20, channels=2)
+    est = fit(Conv1DClassifier, "fcn", X, y)
+    with pytest.raises(ValueError, match=r"^X has series of 3 channel\(s\), but "
+                       r"Conv1DClassifier was fitted on series of 2 channel\(s\)\.$"):
+        est.predict(np.zeros((2, 3, 20)))
+    with pytest.raises(ValueError, match=r"^X has 41 features, but Conv1DClassifier was "
+                       r"fitted on 2-channel series: a flat row must hold a whole "
+                       r"number of time steps of 2 values\.$"):
+        est.predict(np.zeros((2, 41)))
+    X, y = make_data(n=12, length=20)
+    for arch, shown in [("convnet", "'convnet'"), (_FixedLength1d, "_FixedLength1d")]:
+        params = SMALL["convnet"] if arch == "convnet" else {}
+        est = Conv1DClassifier(arch, max_epochs=1, random_state=0, **params).fit(X, y)
+        with pytest.raises(ValueError, match=(
+                r"^X holds series of length 25, but Conv1DClassifier was fitted on "
+                rf"series of length 20\. architecture={shown} needs every series to "
+                r"have the length seen in fit, since its forward takes no mask; use "
+                r"architecture='fcn', 'resnet' or 'inceptiontime', which take series "
+                r"of any length, unequal lengths included\.$")):
+            est.predict(np.zeros((2, 1, 25)))
+
+
+def test_integer_series_of_another_length_are_scaled_as_in_fit():
+    # uint8 values are divided by 255 in fit; so must they be at predict
+    # time for series of another length (a masking network takes them).
+    rng = np.random.RandomState(0)
+    X, y = make_data(n=16, length=24)
+    Xi = np.clip(np.round((X[:, 0] + 2) * 50), 0, 255).astype(np.uint8)
+    est = fit(Conv1DClassifier, "fcn", Xi, y, normalize=None)
+    for length in (24, 31):
+        other = rng.randint(0, 256, size=(4, length)).astype(np.uint8)
+        np.testing.assert_allclose(est.predict_proba(other),
+                                   est.predict_proba(other.astype(np.float32) / 255),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_an_array_like_without_shape_is_read_as_its_array():
+    class ArrayLike:  # only __array__, as some containers offer
+        def __init__(self, values):
+            self.values = values
+
+        def __array__(self, dtype=None, copy=None):
+            return np.asarray(self.values, dtype=dtype)
+
+    X, y = make_data(n=12, length=20)
+    est = fit(Conv1DClassifier, "fcn", X[:, 0], y)
+    np.testing.assert_array_equal(est.predict_proba(ArrayLike(X[:4, 0])),
+                                  est.predict_proba(X[:4, 0]))
