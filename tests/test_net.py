@@ -107,3 +107,21 @@ def test_mixed_precision_keeps_the_mask_of_unequal_length_series():
     # bfloat16 rounding at most (8 bits of mantissa): padding with 370 zeros
     # that the mask does not hide moves the probabilities by 0.04 to 0.06.
     np.testing.assert_allclose(padded, alone, atol=5e-3)
+
+
+def test_multilabel_validation_accuracy_is_the_subset_accuracy(small_digits):
+    # valid_acc of a multi-label classifier counts a held-out sample as
+    # correct when every one of its labels is (what score computes).
+    X, y = small_digits
+    Y = np.stack([y % 2, (y > 4), (y % 3 == 0)], axis=1).astype(int)
+    clf = CNNClassifier(early_stopping=True, validation_fraction=0.2, patience=10,
+                        **FAST).fit(X, Y)
+    hist = clf.history_
+    best = int(np.argmin(hist[:, "valid_loss"]))
+    _, held_out = clf.net_.train_split(
+        ArrayDataset(torch.as_tensor(X[:, None]), torch.as_tensor(Y, dtype=torch.float32)))
+    rows = held_out.indices.numpy()
+    subset = accuracy_score(Y[rows], clf.predict(X[rows]))
+    per_label = np.mean(Y[rows] == clf.predict(X[rows]))
+    assert hist[best, "valid_acc"] == pytest.approx(subset)
+    assert subset != pytest.approx(per_label)
