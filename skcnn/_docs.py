@@ -208,6 +208,9 @@ net_ : skorch.NeuralNet
     n_threads_ : int
         torch threads used by the last ``fit``/``partial_fit`` (see
         ``num_threads``).
+    normalize_ : {'zscore', 'minmax'} or None
+        (1-D estimators) The per-series scaling applied in ``fit`` and
+        ``predict``: ``normalize``, or what ``'auto'`` chose.
     max_epochs_ : int
         Epochs the last new network was trained for at most: ``max_epochs``,
         or the number ``max_epochs='auto'`` chose for the data.
@@ -219,14 +222,21 @@ net_ : skorch.NeuralNet
         Column names, when X was a DataFrame with string column names.{image_attributes}"""
 
 SIGNAL_PARAMS = """\
-normalize : {'zscore', 'minmax'} or None, default=None
+normalize : {'auto', 'zscore', 'minmax'} or None, default='auto'
         Scale every series and channel over its own real length, in ``fit``
         and ``predict`` alike (nothing is learned from the training set):
         ``'zscore'`` subtracts its mean and divides by its standard
         deviation, as the deep-learning papers on the UCR archive do;
         ``'minmax'`` maps it to [0, 1]; ``None`` leaves the values as they
         are (the UCR data are already z-normalised). A constant series
-        becomes zeros.
+        becomes zeros. Scaling each series discards its level and amplitude,
+        which often carry the class (multichannel features); but a network
+        cannot learn across scales of many orders of magnitude either (raw
+        electrical currents). The user guide gives the measurements.
+        ``'auto'`` chooses
+        ``'zscore'`` when, in some channel, the 90th percentile of the
+        training series' standard deviations exceeds the 10th by more than
+        1000 times, else ``None``; ``normalize_`` records the choice.
     augment : str, list of str, dict or None, default=None
         Augment every training batch (never validation or prediction
         batches), drawn anew each epoch and reproducible with

@@ -557,7 +557,7 @@ def export_onnx(estimator, path, *, opset_version=17):
     multilabel = is_classifier and getattr(estimator, "_multilabel", False)
     wrapper = _Exported(
         module,
-        normalize=getattr(estimator, "normalize", None),
+        normalize=getattr(estimator, "normalize_", getattr(estimator, "normalize", None)),
         softmax=is_classifier and not multilabel,
         sigmoid=multilabel,
         y_mean=None if is_classifier else estimator.y_mean_,

@@ -341,3 +341,35 @@ def normalize_series(X3, lengths=None, method="zscore"):
         scale = np.where(constant, 1.0, scale)
         X = np.where(mask & ~constant, (X - shift) / scale, 0.0)
     return X.astype(np.float32)
+
+
+def scale_spread(X3, lengths=None):
+    """How far the series' scales spread: per channel, p90 / p10 of their stds.
+
+    Parameters
+    ----------
+    X3 : ndarray of shape (n, C, L)
+        Zero-padded series, as returned by :func:`to_padded`.
+    lengths : array-like of int, shape (n,), default=None
+        Real length of each series; ``None`` when all have length ``L``.
+
+    Returns
+    -------
+    spread : float
+        The largest, over the channels, ratio of the 90th to the 10th
+        percentile of the series' standard deviations (over their real
+        length); 1.0 when the 90th percentile is 0 (constant channels), and
+        ``inf`` when only the 10th is.
+    """
+    X = np.asarray(X3, dtype=np.float64)
+    n, _, L = X.shape
+    lengths = np.full(n, L) if lengths is None else np.asarray(lengths)
+    mask = lengths_to_mask(lengths, L)[:, None, :]
+    count = lengths[:, None, None]
+    mean = np.where(mask, X, 0.0).sum(axis=-1, keepdims=True) / count
+    std = np.sqrt((np.where(mask, X - mean, 0.0) ** 2).sum(axis=-1) / count[..., 0])
+    high, low = np.percentile(std, 90, axis=0), np.percentile(std, 10, axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(high == 0, 1.0, high / low)
+    return float(ratio.max())
+

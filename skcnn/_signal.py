@@ -32,16 +32,21 @@ from sklearn.utils.validation import check_array, validate_data
 from ._augment import Augmentation
 from ._compat import Interval, StrOptions
 from ._images import to_unit_range
-from ._sequences import _is_nested, normalize_series, to_padded
+from ._sequences import _is_nested, normalize_series, scale_spread, to_padded
 from .models._ensemble import Ensemble, takes_mask
 
-__all__ = ["AUTO_EPOCHS", "SIGNAL_CONSTRAINTS", "auto_max_epochs"]
+__all__ = ["AUTO_EPOCHS", "AUTO_NORMALIZE_SPREAD", "SIGNAL_CONSTRAINTS", "auto_max_epochs"]
 
 SIGNAL_CONSTRAINTS = {
-    "normalize": [None, StrOptions({"zscore", "minmax"})],
+    "normalize": [None, StrOptions({"zscore", "minmax", "auto"})],
     "augment": [None, str, list, tuple, dict],
     "n_ensemble": [Interval(numbers.Integral, 1, None, closed="left")],
 }
+
+# normalize='auto': z-normalise each series when, in some channel, the
+# series' standard deviations spread over more than this factor (90th / 10th
+# percentile): three orders of magnitude that a network cannot learn across.
+AUTO_NORMALIZE_SPREAD = 1000.0
 
 # max_epochs='auto': the rule's constants (documented in the estimators'
 # Notes and the user guide's "Training length" section).
@@ -110,9 +115,20 @@ class _SignalMixin:
             X3, lengths = self._validate_array(X), None
         if not reset:
             self._check_series(X3, lengths)
-        if self.normalize is not None:
-            X3 = normalize_series(X3, lengths, self.normalize)
+        else:
+            self.normalize_ = self._resolve_normalize(X3, lengths)
+        # Estimators fitted before normalize_ existed scale as their parameter says.
+        method = getattr(self, "normalize_", self.normalize)
+        if method is not None:
+            X3 = normalize_series(X3, lengths, method)
         return X3, lengths, y
+
+    def _resolve_normalize(self, X3, lengths):
+        """``normalize``, or what ``normalize='auto'`` picks for the training data."""
+        if self.normalize != "auto":
+            return self.normalize
+        spread = scale_spread(X3, lengths)
+        return "zscore" if spread > AUTO_NORMALIZE_SPREAD else None
 
     def _validate_array(self, X):
         """Validate an array or wide DataFrame at predict time.

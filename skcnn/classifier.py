@@ -534,7 +534,7 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         freeze="none",
         unfreeze_at_epoch=None,
         lr_decay=1.0,
-        normalize=None,
+        normalize="auto",
         augment=None,
         n_ensemble=1,
         optimizer="adam",

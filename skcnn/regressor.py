@@ -362,7 +362,7 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         freeze="none",
         unfreeze_at_epoch=None,
         lr_decay=1.0,
-        normalize=None,
+        normalize="auto",
         augment=None,
         n_ensemble=1,
         optimizer="adam",

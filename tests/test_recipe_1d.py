@@ -141,7 +141,7 @@ def test_ensemble_regressor_and_unequal_lengths():
     series = [rng.normal(size=(1, n)).astype(np.float32)
               for n in rng.integers(8, 30, 40)]
     y = np.array([s.mean() for s in series])
-    reg = Conv1DRegressor(**TINY, n_ensemble=2, max_epochs=2,
+    reg = Conv1DRegressor("fcn", **TINY, n_ensemble=2, max_epochs=2,
                           random_state=0).fit(series, y)
     assert reg.predict(series).shape == (40,)
 
@@ -207,3 +207,34 @@ def test_regressor_defaults_beat_the_mean_and_ridge_regression(tecator):
     ridge_rmse = np.sqrt(np.mean((ridge.predict(Xt[:, 0]) - yt) ** 2))
     assert ridge_rmse < np.std(yt) / 4  # ridge itself is a strong baseline
     assert rmse < 0.75 * ridge_rmse
+
+
+# -- normalize='auto' -----------------------------------------------------------------
+def test_auto_normalize_zscores_series_whose_scales_span_orders_of_magnitude():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(40, 1, 30))
+    y = np.arange(40) % 2
+    # Scales 1 to 10: left as they are.
+    mild = base * np.linspace(1, 10, 40)[:, None, None]
+    clf = Conv1DClassifier(**TINY, max_epochs=1, random_state=0).fit(mild, y)
+    assert clf.normalize_ is None
+    # Scales 1e-4 to 1e3 (as PLAID's currents): z-normalised, at predict too.
+    wild = base * np.logspace(-4, 3, 40)[:, None, None]
+    clf = Conv1DClassifier(**TINY, max_epochs=1, random_state=0).fit(wild, y)
+    assert clf.normalize_ == "zscore"
+    same = Conv1DClassifier(**TINY, max_epochs=1, normalize="zscore",
+                            random_state=0).fit(wild, y)
+    np.testing.assert_array_equal(clf.predict_proba(wild * 3), same.predict_proba(wild * 3))
+    # An explicit choice is kept whatever the data.
+    assert Conv1DClassifier(**TINY, max_epochs=1, normalize=None).fit(
+        wild, y).normalize_ is None
+
+
+def test_scale_spread_reads_the_real_length_of_each_series():
+    from skcnn._sequences import scale_spread
+
+    X = np.zeros((10, 1, 8))
+    X[:, 0, :4] = np.arange(4) * np.arange(1, 11)[:, None]  # stds 1.1 ... 11.2
+    assert scale_spread(X, np.full(10, 4)) == pytest.approx(
+        np.percentile(np.arange(1, 11), 90) / np.percentile(np.arange(1, 11), 10))
+    assert scale_spread(np.zeros((5, 2, 3))) == 1.0
