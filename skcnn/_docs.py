@@ -18,7 +18,7 @@ __all__ = ["CLASSIFIER_LOSS_PARAMS", "CLASSIFIER_RECIPE", "COMMON_ATTRIBUTES",
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 COMMON_PARAMS = """\
-architecture : str or nn.Module subclass, default='convnet'
+architecture : str or nn.Module subclass, default={default_architecture}
         Network to train. A name from :func:`skcnn.models.list_models`
         (``ndim={ndim}``), or your own ``torch.nn.Module`` subclass: its
         constructor arguments come from ``module__<name>=value``, and
@@ -259,7 +259,8 @@ SIGNAL_NOTES = """\
     Series of unequal length are zero-padded on the right and masked:
     ``'fcn'``, ``'resnet'`` and ``'inceptiontime'`` give a series the same
     output however long the series it is batched with, and take series of
-    any length at predict time. ``'convnet'`` (a dense head of fixed size)
+    any length at predict time (as a 3-D array or a list; a 2-D array must
+    have the width seen in ``fit``, as in scikit-learn). ``'convnet'`` (a dense head of fixed size)
     needs every series to have the length seen in ``fit``. The channels
     must always match ``fit``.
 

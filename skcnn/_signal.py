@@ -135,8 +135,10 @@ class _SignalMixin:
 
         Data of the fitted shape go through :meth:`BaseCNN._validate_X`
         (scikit-learn's checks of ``n_features_in_`` and feature names).
-        Series of another length are read with ``check_array`` when the
-        network takes any length, and refused otherwise.
+        3-D arrays of series of another length are read with
+        ``check_array`` when the network takes any length, and refused
+        otherwise; a 2-D array of another width is refused as scikit-learn
+        refuses it (``n_features_in_``), with a hint to pass a 3-D array.
         """
         shape = _shape(X)
         channels, length = self.input_shape_
@@ -152,12 +154,19 @@ class _SignalMixin:
                 f"{channels}-channel series: a flat row must hold a whole "
                 f"number of time steps of {channels} values."
             )
+        if len(shape) == 2:
+            # A 2-D array is scikit-learn's (n_samples, n_features): its width
+            # is checked as every estimator checks it.
+            hint = (" Series of another length go in a 3-D array (n, channels, "
+                    "length) or a list of series." if self._takes_mask()
+                    else f" {self._length_hint()}")
+            raise ValueError(
+                f"X has {shape[1]} features, but {name} is expecting "
+                f"{self.n_features_in_} features as input.{hint}")
         if not self._takes_mask():
-            got = (f"X has {shape[1]} features, but {name} is expecting "
-                   f"{self.n_features_in_} features as input." if len(shape) == 2
-                   else f"X holds series of length {shape[2]}, but {name} was "
-                   f"fitted on series of length {length}.")
-            raise ValueError(f"{got} {self._length_hint()}")
+            raise ValueError(
+                f"X holds series of length {shape[2]}, but {name} was fitted on "
+                f"series of length {length}. {self._length_hint()}")
         dtype = getattr(X, "dtype", None)
         # An integer X is converted to a new float32 array: scaling it in
         # place leaves the caller's data alone.

@@ -31,7 +31,7 @@ SMALL = [
 DEFAULTS = [
     CNNClassifier(max_epochs=5),
     CNNRegressor(max_epochs=10),
-    Conv1DClassifier(max_epochs=3),
+    Conv1DClassifier(max_epochs=10),
     Conv1DRegressor(max_epochs=5),
 ]
 
@@ -48,19 +48,8 @@ _WEIGHT_REASON = ("mini-batch training is stochastic: weighting a sample is "
                   "SGDClassifier); see tests/test_weights.py")
 
 
-# The 1-D networks that pool globally ('fcn', Conv1DClassifier's default)
-# take series of any length at predict time, flat (n, L) rows included, as
-# sktime's and aeon's classifiers do; tests/test_signal.py checks the
-# messages for the networks and shapes that cannot.
-_LENGTH_REASON = ("series of any length are accepted by networks that pool "
-                  "globally (documented; see tests/test_signal.py)")
-
-
 def _expected_failures(estimator):
-    failures = {"check_sample_weight_equivalence_on_dense_data": _WEIGHT_REASON}
-    if getattr(estimator, "_ndim", 2) == 1 and estimator.architecture != "convnet":
-        failures["check_n_features_in_after_fitting"] = _LENGTH_REASON
-    return failures
+    return {"check_sample_weight_equivalence_on_dense_data": _WEIGHT_REASON}
 
 
 @parametrize_with_checks(SMALL, expected_failed_checks=_expected_failures)

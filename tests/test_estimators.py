@@ -218,7 +218,7 @@ def test_custom_module_class_with_lazy_layers_and_routing(small_digits):
     X, y = small_digits
     clf = CNNClassifier(TinyNet, module__width=6, optimizer__betas=(0.8, 0.99),
                         lr_schedule=None, lr=1e-2, **{k: v for k, v in FAST.items()
-                           if k not in ("channels", "hidden_units")}).fit(X, y)
+                           if k not in ("architecture", "channels", "hidden_units")}).fit(X, y)
     assert clf.module_.conv.out_channels == 6
     assert clf.module_.head.out_features == 10
     assert clf.net_.optimizer_.param_groups[0]["betas"] == (0.8, 0.99)

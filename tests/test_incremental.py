@@ -129,7 +129,7 @@ def test_partial_fit_after_fit_continues_the_network(flat_digits):
 @pytest.mark.parametrize("Est", [Conv1DClassifier, Conv1DRegressor])
 def test_1d_estimators_partial_fit(Est, signals):
     X, y = signals
-    est = Est(channels=(4,), hidden_units=(8,), random_state=0)
+    est = Est("convnet", channels=(4,), hidden_units=(8,), random_state=0)
     kwargs = {"classes": [0, 1]} if Est is Conv1DClassifier else {}
     est.partial_fit(X[:60], y[:60], **kwargs).partial_fit(X[60:], y[60:])
     assert len(est.history_) == 2 and est.predict(X[:5]).shape == (5,)

@@ -180,7 +180,7 @@ def test_signal_estimators_share_the_schedules():
     X = rng.normal(size=(24, 16)).astype(np.float32)
     y = np.arange(24) % 2
     rates = _Rates()
-    Conv1DClassifier(channels=(4,), batch_size=8, max_epochs=2, lr=LR,
+    Conv1DClassifier("convnet", channels=(4,), batch_size=8, max_epochs=2, lr=LR,
                      lr_schedule=None, optimizer="sgd", optimizer__momentum=0.3,
                      random_state=0, callbacks=[("rates", rates)]).fit(X, y)
     np.testing.assert_array_equal(rates.lr, LR)

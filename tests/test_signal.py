@@ -103,8 +103,18 @@ def test_masking_architectures_take_unequal_and_other_lengths(cls, name):
     assert est.input_shape_ == (1, max(len(s) for s in series))
     assert outputs(est, series).shape[0] == 12
     rng = np.random.RandomState(1)
-    for X in (rng.randn(3, 50), rng.randn(3, 1, 7), pd.DataFrame(rng.randn(3, 9))):
+    for X in (rng.randn(3, 1, 50), rng.randn(3, 1, 7), list(rng.randn(3, 9))):
         assert np.isfinite(outputs(est, X)).all()
+    # A 2-D array is (n_samples, n_features), its width checked as in
+    # scikit-learn; the message says how to pass series of another length.
+    width = est.n_features_in_
+    for X in (rng.randn(3, 50), pd.DataFrame(rng.randn(3, 9))):
+        with pytest.raises(ValueError, match=(
+                rf"^X has {X.shape[1]} features, but {cls.__name__} is expecting "
+                rf"{width} features as input\. Series of another length go in a "
+                r"3-D array \(n, channels, length\) or a list of series\.$")):
+            est.predict(X)
+    assert np.isfinite(outputs(est, rng.randn(3, width))).all()
 
 
 # -- padding never changes a series' prediction -------------------------------
@@ -440,7 +450,7 @@ def test_integer_series_of_another_length_are_scaled_as_in_fit():
     Xi = np.clip(np.round((X[:, 0] + 2) * 50), 0, 255).astype(np.uint8)
     est = fit(Conv1DClassifier, "fcn", Xi, y, normalize=None)
     for length in (24, 31):
-        other = rng.randint(0, 256, size=(4, length)).astype(np.uint8)
+        other = rng.randint(0, 256, size=(4, 1, length)).astype(np.uint8)
         np.testing.assert_allclose(est.predict_proba(other),
                                    est.predict_proba(other.astype(np.float32) / 255),
                                    rtol=1e-5, atol=1e-6)
