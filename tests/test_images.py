@@ -392,3 +392,22 @@ def test_uint8_arrays_are_not_copied_to_float(rgb, monkeypatch):
     for dataset in seen:  # fit's and predict's: the caller's uint8 memory itself
         assert dataset.X.dtype == torch.uint8
         assert dataset.X.data_ptr() == images.ctypes.data
+
+
+def test_headers_are_read_in_order_by_threads(tmp_path, monkeypatch):
+    import skcnn._image_data as image_data
+
+    # chunks of 4 files read by threads: sizes come back in the files' order,
+    # and of two bad files the first in that order is named
+    monkeypatch.setattr(image_data, "_HEADER_CHUNK", 4)
+    rng = np.random.default_rng(0)
+    shapes = [(int(rng.integers(3, 20)), int(rng.integers(3, 20))) for _ in range(30)]
+    paths = _write(tmp_path, [np.zeros(s + (3,), np.uint8) for s in shapes])
+    sizes, channels = image_data.scan("paths", paths, "auto")
+    assert sizes == shapes and channels == [3] * 30
+    bad = list(paths)
+    bad[21] = str(tmp_path / "missing.png")
+    (tmp_path / "garbage.png").write_bytes(b"no image")
+    bad[9] = str(tmp_path / "garbage.png")
+    with pytest.raises(ValueError, match=r"garbage\.png"):
+        image_data.scan("paths", bad, "auto")
