@@ -227,14 +227,20 @@ def pad_rows(Xb, size):
     kernels (oneDNN convolutions, BLAS matrix products) pick other
     algorithms and summation orders for other batch sizes, and float32 sums
     in another order differ in their last bits. Repeating a real sample
-    (not zeros) leaves a masked batch's longest length unchanged.
+    (not zeros) leaves a masked batch's longest length unchanged. A
+    channels-last batch stays channels-last in memory (the kernels, hence
+    the last bits, depend on the memory layout too).
     """
     if isinstance(Xb, dict):
         return {k: pad_rows(v, size) for k, v in Xb.items()}
     missing = size - len(Xb)
     if missing <= 0:
         return Xb
-    return torch.cat([Xb, Xb[:1].expand(missing, *Xb.shape[1:])])
+    padded = torch.cat([Xb, Xb[:1].expand(missing, *Xb.shape[1:])])
+    if (Xb.dim() == 4 and not Xb.is_contiguous()
+            and Xb.is_contiguous(memory_format=torch.channels_last)):
+        padded = padded.contiguous(memory_format=torch.channels_last)
+    return padded
 
 
 def _to_device(value, device, non_blocking):

@@ -53,23 +53,30 @@ _SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
 class _RawImages:
-    """An in-memory image array read per batch (the raw route)."""
+    """An in-memory image array read per batch (the raw route).
 
-    def __init__(self, array, scale, channels_last):
+    ``keep_strides``: give the network channels-last batches in
+    channels-last memory format (see :class:`skcnn._data.ArrayDataset`).
+    """
+
+    def __init__(self, array, scale, channels_last, keep_strides=False):
         self.array = array
         self.scale = scale
         self.channels_last = channels_last
+        self.keep_strides = keep_strides
 
     def __len__(self):
         return len(self.array)
 
     def __getitem__(self, keep):
         """The images of the rows ``keep`` (a boolean mask or indices; a copy)."""
-        return _RawImages(self.array[keep], self.scale, self.channels_last)
+        return _RawImages(self.array[keep], self.scale, self.channels_last,
+                          self.keep_strides)
 
     def make_dataset(self, y=None, weight=None):
         return ArrayDataset(as_tensor(self.array), y, weight=weight, scale=self.scale,
-                            channels_last=self.channels_last)
+                            channels_last=self.channels_last,
+                            keep_strides=self.keep_strides)
 
     def stack(self):
         """All the images as the network sees them: float ``(n, C, H, W)``, a copy."""
@@ -144,7 +151,9 @@ class _ImageMixin:
         self._set_or_check_shape((c, h, w), reset=reset)
         if reset:
             self.preprocessing_ = _no_resize(c)
-        return _RawImages(X, _SCALES.get(X.dtype), channels_last), None, y
+        raw = _RawImages(X, _SCALES.get(X.dtype), channels_last,
+                         keep_strides=_takes_any_strides(self.architecture))
+        return raw, None, y
 
     def _prepare_stream(self, kind, data, y, *, reset):
         name = type(self).__name__
@@ -244,6 +253,25 @@ class _ImageMixin:
         from ._augment_images import tta_views
 
         return tta_views(self.tta)
+
+
+def _takes_any_strides(architecture):
+    """Whether the network of ``architecture`` takes inputs of any memory layout.
+
+    skcnn's own architectures and the torchvision/timm backbones do: a
+    channels-last batch is given to them as it is (an ``(n, C, H, W)`` view
+    of the ``(n, H, W, C)`` images, channels varying fastest in memory, as a
+    hand-written loop's ``x.permute(0, 3, 1, 2).float()`` is), on which
+    oneDNN's and cuDNN's convolutions, pooling and batch norm run faster. A
+    user's module (a class, or a builder registered by the user) may call
+    ``.view`` on its input and gets contiguous batches.
+    """
+    if not isinstance(architecture, str):
+        return False
+    if architecture not in models.list_models(2):
+        return True  # a torchvision/timm backbone
+    builder = models.get_model_builder(architecture, ndim=2)
+    return getattr(builder, "__module__", "").startswith("skcnn.")
 
 
 def _no_resize(channels):

@@ -15,6 +15,7 @@ image estimators.
 """
 
 import os
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral
 
@@ -374,12 +375,27 @@ def image_tensor(image, data_format, what):
     if min(image.shape) < 1:
         raise ValueError(f"{what} has shape {image.shape}: images must not be empty.")
     axis = image_channel_axis(image.shape, data_format, what, batch=False)
-    x = torch.from_numpy(_scale(image))
-    if axis is None:
-        x = x.unsqueeze(0)
-    elif axis != 0:
-        x = x.movedim(axis, 0)
+    if image.dtype == np.uint8:
+        # The usual case (decoded files): one copy, converting and moving
+        # the channels at once; the division is the one _scale does, in
+        # float32 (the same values, bit for bit).
+        with warnings.catch_warnings():
+            # A decoded image is read-only; it is only read here.
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            x = torch.from_numpy(image)
+        x = _channels_first(x, axis)
+        return x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0)
+    x = _channels_first(torch.from_numpy(_scale(image)), axis)
     return x.contiguous()
+
+
+def _channels_first(x, axis):
+    """A view ``(C, H, W)`` of an image whose channels are on ``axis`` (None: grey)."""
+    if axis is None:
+        return x.unsqueeze(0)
+    if axis != 0:
+        return x.movedim(axis, 0)
+    return x
 
 
 def _check_float32_range(array, what):
@@ -466,6 +482,8 @@ def _rgb_tensor(array):
 
 # PIL modes read as they are (grey, 16-bit grey, RGB, RGBA); others are
 # converted first.
+_ORIENTATION = 0x0112  # the EXIF tag
+
 _PIL_KEEP = {"L", "I;16", "I;16L", "I;16B", "I;16N", "I", "F", "RGB", "RGBA"}
 _PIL_CONVERT = {"1": "L", "LA": "L", "La": "L", "P": "RGB", "PA": "RGBA",
                 "RGBX": "RGB", "RGBa": "RGBA", "CMYK": "RGB", "YCbCr": "RGB",
@@ -484,7 +502,11 @@ def pil_to_array(image):
     """
     from PIL import ImageOps
 
-    image = ImageOps.exif_transpose(image)
+    image.load()
+    if image.getexif().get(_ORIENTATION, 1) in range(2, 9):
+        # exif_transpose returns a copy of every image, turned or not: only
+        # for those it turns.
+        image = ImageOps.exif_transpose(image)
     mode = image.mode
     if mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
@@ -570,5 +592,5 @@ def _orientation(image):
             return 1
         exif = Image.Exif()
         exif.load(raw)
-        return exif.get(0x0112, 1)
-    return image.getexif().get(0x0112, 1)
+        return exif.get(_ORIENTATION, 1)
+    return image.getexif().get(_ORIENTATION, 1)

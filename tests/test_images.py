@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
 
 from skcnn import CNNClassifier, CNNRegressor
 from skcnn._images import image_header, read_image
@@ -333,6 +334,48 @@ def test_channels_last_batches_suit_every_network(rgb):
                                    ref.predict_proba(_float(images)), atol=1e-5)
 
 
+class _Layouts(Callback):
+    """Records whether each training batch is channels-last in memory."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+        self.seen.append(_channels_last(batch[0]))
+
+
+def _channels_last(x):
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def _view_builder(*, in_channels, n_outputs, input_size):
+    return _ViewNet(in_channels, n_outputs, input_size)
+
+
+def test_channels_last_uint8_batches_keep_their_layout(rgb, monkeypatch):
+    from skcnn.models import _registry
+
+    images, y = rgb
+    # A builder a user registers by name may call .view on its input, as a
+    # module class may: both get contiguous batches, skcnn's own networks
+    # the permuted batch as it is (faster; what a hand-written loop's
+    # x.permute(0, 3, 1, 2).float() gives, hence the same weights).
+    monkeypatch.setitem(_registry._MODELS[2], "user_view_net", _view_builder)
+    plain = {k: v for k, v in FAST.items() if k not in ("channels", "hidden_units")}
+    for arch, kw, expected in [("convnet", FAST, True), (_ViewNet, plain, False),
+                               ("user_view_net", plain, False)]:
+        layouts = _Layouts()
+        est = CNNClassifier(arch, **kw, callbacks=[layouts]).fit(images, y)
+        assert layouts.seen and set(layouts.seen) == {expected}, arch
+        predicted = []
+        est.module_.register_forward_pre_hook(
+            lambda m, args, seen=predicted: seen.append(_channels_last(args[0])))
+        proba = est.predict_proba(images)
+        assert predicted and set(predicted) == {expected}, arch
+        # one image alone is predicted as within the set, bit for bit
+        np.testing.assert_array_equal(est.predict_proba(images[5:6]), proba[5:6])
+
+
 def test_uint8_arrays_are_not_copied_to_float(rgb, monkeypatch):
     import skcnn._base as base
 
@@ -350,3 +393,22 @@ def test_uint8_arrays_are_not_copied_to_float(rgb, monkeypatch):
     for dataset in seen:  # fit's and predict's: the caller's uint8 memory itself
         assert dataset.X.dtype == torch.uint8
         assert dataset.X.data_ptr() == images.ctypes.data
+
+
+def test_headers_are_read_in_order_by_threads(tmp_path, monkeypatch):
+    import skcnn._image_data as image_data
+
+    # chunks of 4 files read by threads: sizes come back in the files' order,
+    # and of two bad files the first in that order is named
+    monkeypatch.setattr(image_data, "_HEADER_CHUNK", 4)
+    rng = np.random.default_rng(0)
+    shapes = [(int(rng.integers(3, 20)), int(rng.integers(3, 20))) for _ in range(30)]
+    paths = _write(tmp_path, [np.zeros(s + (3,), np.uint8) for s in shapes])
+    sizes, channels = image_data.scan("paths", paths, "auto")
+    assert sizes == shapes and channels == [3] * 30
+    bad = list(paths)
+    bad[21] = str(tmp_path / "missing.png")
+    (tmp_path / "garbage.png").write_bytes(b"no image")
+    bad[9] = str(tmp_path / "garbage.png")
+    with pytest.raises(ValueError, match=r"garbage\.png"):
+        image_data.scan("paths", bad, "auto")
