@@ -191,9 +191,18 @@ class _CtrlCAtEpoch(Callback):
             os.kill(os.getpid(), signal.SIGINT)
 
 
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler for the test (a Ray or Dask test run
+    earlier in the same worker may have left its handler installed)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("hook", ["batch", "epoch_end"])
 def test_ctrl_c_ends_fit_with_a_usable_estimator_and_a_warning(
-        small_digits, tmp_path, hook):
+        small_digits, tmp_path, hook, python_sigint_handler):
     X, y = _digits(small_digits)
     est = CNNClassifier(**FAST, max_epochs=5, checkpoint_dir=tmp_path,
                         callbacks=[_CtrlCAtEpoch(3, hook)])

@@ -13,7 +13,7 @@ from skorch.callbacks import Callback
 from skcnn import CNNClassifier, CNNRegressor
 from skcnn._images import image_header, read_image
 
-FAST = dict(architecture="convnet", channels=(4, 8), hidden_units=(16,), max_epochs=2, batch_size=16,
+FAST = dict(channels=(4, 8), hidden_units=(16,), max_epochs=2, batch_size=16,
             random_state=0, device="cpu")
 
 
