@@ -48,8 +48,10 @@ def torch_fit(X, y, *, ndim, epochs, batch_size, n_classes):
 
 
 def skcnn_fit(estimator_cls, X, y, *, epochs, batch_size):
-    est = estimator_cls(lr=LR, lr_schedule=None, max_epochs=epochs,
-                        batch_size=batch_size, random_state=SEED, device="cpu")
+    extra = {"normalize": None} if estimator_cls is Conv1DClassifier else {}
+    est = estimator_cls("convnet", lr=LR, lr_schedule=None, max_epochs=epochs,
+                        batch_size=batch_size, random_state=SEED, device="cpu",
+                        **extra)
     est.fit(X, y)
     return est.module_
 
