@@ -332,10 +332,7 @@ def normalize_series(X3, lengths=None, method="zscore"):
         high = np.where(mask, X, -np.inf).max(axis=-1, keepdims=True)
         constant = high == low
         if method == "zscore":
-            count = lengths[:, None, None]
-            shift = X.sum(axis=-1, keepdims=True) / count
-            scale = np.sqrt((np.where(mask, X - shift, 0.0) ** 2)
-                            .sum(axis=-1, keepdims=True) / count)
+            shift, scale = _masked_moments(X, mask, lengths)
         else:
             shift, scale = low, high - low
         scale = np.where(constant, 1.0, scale)
@@ -365,11 +362,18 @@ def scale_spread(X3, lengths=None):
     n, _, L = X.shape
     lengths = np.full(n, L) if lengths is None else np.asarray(lengths)
     mask = lengths_to_mask(lengths, L)[:, None, :]
-    count = lengths[:, None, None]
-    mean = np.where(mask, X, 0.0).sum(axis=-1, keepdims=True) / count
-    std = np.sqrt((np.where(mask, X - mean, 0.0) ** 2).sum(axis=-1) / count[..., 0])
+    std = _masked_moments(np.where(mask, X, 0.0), mask, lengths)[1][..., 0]
     high, low = np.percentile(std, 90, axis=0), np.percentile(std, 10, axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(high == 0, 1.0, high / low)
     return float(ratio.max())
+
+
+def _masked_moments(X, mask, lengths):
+    """Mean and standard deviation (``ddof=0``) of each series and channel over
+    its real length; ``X`` is zero on the padding. Shapes ``(n, C, 1)``."""
+    count = np.asarray(lengths)[:, None, None]
+    mean = X.sum(axis=-1, keepdims=True) / count
+    std = np.sqrt((np.where(mask, X - mean, 0.0) ** 2).sum(axis=-1, keepdims=True) / count)
+    return mean, std
 

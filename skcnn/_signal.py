@@ -202,7 +202,7 @@ class _SignalMixin:
 
     def _takes_mask(self):
         """Whether the fitted network's ``forward`` accepts a ``mask``."""
-        return _forward_takes_mask(self.net_.module_)
+        return takes_mask(self.net_.module_)
 
     def _batch_transform(self):
         return Augmentation.from_param(self.augment)
@@ -240,16 +240,12 @@ class _SignalMixin:
             self._check_takes_mask(module, lengths)
 
     def _check_takes_mask(self, module, lengths):
-        if not _forward_takes_mask(module):
+        if not takes_mask(module):
             raise ValueError(
                 f"X holds series of unequal lengths ({lengths.min()} to "
                 f"{lengths.max()}), but the network's forward takes no mask. "
                 f"{self._length_hint()}"
             )
-
-
-def _forward_takes_mask(module):
-    return takes_mask(module)
 
 
 def _padded_length(X, lengths, batch_size):
