@@ -37,7 +37,7 @@ from ._finetune import Unfreeze, build_pretrained, configure, layer_groups, load
 from ._guards import FiniteLoss, fit_settings, watch_sigint
 from ._images import to_unit_range
 from ._net import PRECISIONS, ValidAccuracy, _Net
-from ._parallel import resolve_num_threads, thread_limit
+from ._parallel import malloc_thresholds, resolve_num_threads, thread_limit
 from ._utils import resolve_device, seed_from, torch_seed
 from .exceptions import FitInterruptedWarning, UnknownBackboneError
 from .models._layers import dry_run
@@ -607,7 +607,7 @@ class BaseCNN(BaseEstimator):
         seed = self._seed
         if partial and seed is not None:  # new dropout draws at every call
             seed = (seed + self._n_partial_calls) % (2**63)
-        with thread_limit(n_threads), torch_seed(seed, device):
+        with thread_limit(n_threads), malloc_thresholds(), torch_seed(seed, device):
             if first or not partial:
                 generator = torch.Generator()
                 if self._seed is not None:
@@ -734,7 +734,7 @@ class BaseCNN(BaseEstimator):
         alone, in a subset or with the whole set.
         """
         check_is_fitted(self)
-        with thread_limit(resolve_num_threads(self.num_threads)):
+        with thread_limit(resolve_num_threads(self.num_threads)), malloc_thresholds():
             return self._predict_outputs_now(X)
 
     def _predict_outputs_now(self, X):

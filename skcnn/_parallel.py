@@ -17,12 +17,16 @@ should not all land on ``cuda:0``.
   the GPUs.
 - :func:`dist_env`: the ``torchrun`` environment (rank and world size) of
   a data-parallel fit.
+- :func:`malloc_thresholds`: run a block with glibc's ``malloc`` trim and
+  mmap thresholds raised when the process was started with a low
+  ``MALLOC_TRIM_THRESHOLD_`` (Dask's workers are), then restore them.
 
 Nothing here schedules anything: the engines (joblib, Dask, Ray,
 ``torchrun``) do, and these helpers read what they set up.
 """
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import sys
@@ -31,8 +35,8 @@ import zlib
 
 import torch
 
-__all__ = ["dist_env", "resolve_num_threads", "thread_limit", "worker_index",
-           "worker_thread_budget"]
+__all__ = ["dist_env", "malloc_thresholds", "resolve_num_threads", "thread_limit",
+           "worker_index", "worker_thread_budget"]
 
 
 def _dask_worker():
@@ -150,6 +154,74 @@ def thread_limit(n_threads):
             _active["depth"] -= 1
             if _active["depth"] == 0 and torch.get_num_threads() != _active["saved"]:
                 torch.set_num_threads(_active["saved"])
+
+
+# glibc's mallopt parameters (malloc.h) and its default mmap threshold.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_GLIBC_MMAP_THRESHOLD = 128 * 1024
+# While a network trains or predicts: freed memory stays in the heap up to
+# 256 MiB, and blocks up to 32 MiB (glibc's largest mmap threshold on 64-bit)
+# come from the heap rather than from their own mmap.
+TORCH_TRIM_THRESHOLD = 256 * 1024 * 1024
+TORCH_MMAP_THRESHOLD = 32 * 1024 * 1024
+
+_malloc_lock = threading.Lock()
+_malloc_active = {"depth": 0}
+
+
+def _glibc():
+    """The C library when it is glibc (it has ``mallopt``), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 (glibc only)
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+@contextlib.contextmanager
+def malloc_thresholds():
+    """Run the block with glibc's trim and mmap thresholds raised, if lowered.
+
+    Dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``
+    (``distributed.nanny.pre-spawn-environ``) so that the worker hands freed
+    memory back to the system. Setting that variable also switches off
+    glibc's adaptive mmap threshold: every block over 128 KiB is then mapped
+    and unmapped on its own, and torch, which allocates and frees its
+    activations and gradients at every batch, page-faults on each of them.
+    A fit in such a worker ran 1.4x slower than the same fit elsewhere
+    (2.2 million minor page faults instead of 0.14 million).
+
+    When ``MALLOC_TRIM_THRESHOLD_`` is set (and the C library is glibc), the
+    block runs with a trim threshold of 256 MiB and an mmap threshold of
+    32 MiB; when the last concurrent block ends, the thresholds the
+    environment asked for are set again (``MALLOC_MMAP_THRESHOLD_``, else
+    glibc's 128 KiB) and ``malloc_trim(0)`` returns the freed memory to the
+    system, as the worker wants. Elsewhere the block runs untouched.
+    """
+    trim = _env_int("MALLOC_TRIM_THRESHOLD_")
+    libc = _glibc() if trim is not None else None
+    if libc is None:
+        yield False
+        return
+    with _malloc_lock:
+        if _malloc_active["depth"] == 0:
+            libc.mallopt(_M_TRIM_THRESHOLD, TORCH_TRIM_THRESHOLD)
+            libc.mallopt(_M_MMAP_THRESHOLD, TORCH_MMAP_THRESHOLD)
+        _malloc_active["depth"] += 1
+    try:
+        yield True
+    finally:
+        with _malloc_lock:
+            _malloc_active["depth"] -= 1
+            if _malloc_active["depth"] == 0:
+                libc.mallopt(_M_MMAP_THRESHOLD,
+                             _env_int("MALLOC_MMAP_THRESHOLD_") or _GLIBC_MMAP_THRESHOLD)
+                libc.mallopt(_M_TRIM_THRESHOLD, trim)
+                libc.malloc_trim(0)
 
 
 def worker_index():

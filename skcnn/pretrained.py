@@ -28,6 +28,7 @@ from ._images import (
     preprocessing_config,
 )
 from ._net import PRECISIONS
+from ._parallel import malloc_thresholds
 from ._utils import resolve_device, seed_from, torch_seed
 
 __all__ = ["PretrainedFeatureExtractor"]
@@ -302,16 +303,17 @@ class PretrainedFeatureExtractor(TransformerMixin, BaseEstimator):
         images = self._images(X, reset=False)
         out = np.empty((len(images), self.n_features_out_), dtype=np.float32)
         start = 0
-        for batch in images.batches(self.batch_size):
-            features = self._embed(batch)
-            if features.shape[1] != self.n_features_out_:
-                raise ValueError(
-                    f"These images give {features.shape[1]} features where fit "
-                    f"gave {self.n_features_out_}: with pooling=None the number "
-                    "depends on the image size; set input_size or pooling."
-                )
-            out[start:start + len(features)] = features
-            start += len(features)
+        with malloc_thresholds():
+            for batch in images.batches(self.batch_size):
+                features = self._embed(batch)
+                if features.shape[1] != self.n_features_out_:
+                    raise ValueError(
+                        f"These images give {features.shape[1]} features where fit "
+                        f"gave {self.n_features_out_}: with pooling=None the number "
+                        "depends on the image size; set input_size or pooling."
+                    )
+                out[start:start + len(features)] = features
+                start += len(features)
         return out
 
     def get_feature_names_out(self, input_features=None):

@@ -1,5 +1,9 @@
 """Threads and devices per worker: ``num_threads`` and ``device='auto'``."""
 
+import json
+import os
+import subprocess
+import sys
 import types
 
 import joblib
@@ -14,6 +18,7 @@ from skcnn import (
     Conv1DRegressor,
     _parallel,
 )
+from skcnn._parallel import malloc_thresholds
 from skcnn._utils import resolve_device
 
 TINY = dict(architecture="convnet", channels=(4,), hidden_units=(8,), max_epochs=2, random_state=0)
@@ -162,3 +167,68 @@ def test_auto_device_with_one_gpu_is_cuda(four_gpus):
 def test_explicit_device_is_not_spread(four_gpus):
     four_gpus.setenv("LOCAL_RANK", "3")
     assert resolve_device("cuda:0") == "cuda:0"
+
+
+_MALLOC_SCRIPT = """
+import contextlib, json, resource, sys
+import numpy as np
+import torch
+import skcnn._base
+from skcnn import CNNClassifier
+from skcnn._parallel import malloc_thresholds
+
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+def churn():
+    before = faults()
+    for _ in range(100):
+        torch.ones(1 << 20)  # 4 MiB allocated, written and freed
+    return faults() - before
+
+def fit_faults():
+    rng = np.random.default_rng(0)
+    X = rng.random((256, 1, 8, 8), dtype=np.float32)
+    y = rng.integers(0, 3, 256)
+    before = faults()
+    CNNClassifier(channels=(64, 128), hidden_units=(128,), batch_size=32,
+                  max_epochs=2, lr_schedule=None, random_state=0).fit(X, y)
+    return faults() - before
+
+out = {"outside": churn()}
+with malloc_thresholds() as raised:
+    out["raised"] = raised
+    out["inside"] = churn()
+out["after"] = churn()
+fit_faults()  # first fit: imports and one-off allocations
+out["fit"] = fit_faults()
+skcnn._base.malloc_thresholds = contextlib.nullcontext
+out["fit_untouched"] = fit_faults()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_malloc_thresholds_undo_dasks_trim_threshold_for_the_fit():
+    # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which
+    # makes glibc map and unmap every block over 128 KiB: each of torch's
+    # per-batch buffers then page-faults. Inside malloc_thresholds() (and so
+    # during fit) blocks are reused; afterwards the worker's setting is back.
+    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
+    env.pop("MALLOC_MMAP_THRESHOLD_", None)
+    result = subprocess.run([sys.executable, "-c", _MALLOC_SCRIPT], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["raised"] is True
+    # 100 blocks of 1024 pages: about 100 000 faults when each is mapped anew
+    assert out["outside"] > 50_000
+    assert out["inside"] < 5_000
+    assert out["after"] > 50_000  # the worker's thresholds are restored
+    assert out["fit"] * 3 < out["fit_untouched"]
+
+
+def test_malloc_thresholds_leave_other_processes_alone(monkeypatch):
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    with malloc_thresholds() as raised:
+        assert raised is False
