@@ -51,9 +51,10 @@ AUTO_NORMALIZE_SPREAD = 1000.0
 # max_epochs='auto': the rule's constants (documented in the estimators'
 # Notes and the user guide's "Training length" section).
 AUTO_EPOCHS = {
-    "steps": 2000,  # optimizer steps aimed at
+    "steps": 4000,  # optimizer steps aimed at (Conv1DClassifier)
+    "regressor_steps": 2000,  # the same for Conv1DRegressor
     "min_epochs": 20,  # at least this many passes, however large the set
-    "budget": 15_000_000,  # time steps (series x length) processed at most
+    "budget": 25_000_000,  # time steps (series x length) processed at most
 }
 
 
@@ -75,7 +76,8 @@ def auto_max_epochs(n_train, batch_size, length, *, steps=None, min_epochs=None,
         Time steps per series as the network sees them (for unequal
         lengths: the mean padded length of a batch).
     steps, min_epochs, budget : int, default=None
-        The rule's constants; ``None`` takes ``AUTO_EPOCHS``'s.
+        The rule's constants; ``None`` takes ``AUTO_EPOCHS``'s (the
+        classifier's ``steps``).
 
     Returns
     -------
@@ -208,8 +210,10 @@ class _SignalMixin:
         return Augmentation.from_param(self.augment)
 
     def _auto_max_epochs(self, X, lengths, n_train):
+        steps = AUTO_EPOCHS["steps" if self._is_classifier() else "regressor_steps"]
         return auto_max_epochs(n_train, self.batch_size,
-                               _padded_length(X, lengths, self.batch_size))
+                               _padded_length(X, lengths, self.batch_size),
+                               steps=steps)
 
     def _make_module(self, n_outputs, module_kwargs):
         """One network, or ``n_ensemble`` of them in an :class:`Ensemble`.

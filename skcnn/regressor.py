@@ -8,6 +8,7 @@ from sklearn.utils import assert_all_finite
 from ._base import BaseCNN
 from ._compat import StrOptions, _fit_context
 from ._docs import (
+    AUTO_EPOCHS_DOC,
     COMMON_ATTRIBUTES,
     COMMON_PARAMS,
     IMAGE,
@@ -327,7 +328,7 @@ class CNNRegressor(_ImageMixin, _CNNRegressorBase):
 
 
 @fill_doc(
-    **SIGNAL,
+    **{**SIGNAL, "auto_epochs_doc": AUTO_EPOCHS_DOC.format(auto_steps=2000)},
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES, recipe=REGRESSOR_RECIPE,
     loss_params=REGRESSOR_LOSS_PARAMS,
     summary="1-D convolutional neural network regressor for signals and series.",

@@ -29,16 +29,17 @@ def series():
 
 # -- max_epochs='auto' ------------------------------------------------------------
 def test_auto_epochs_aims_at_a_step_budget_for_small_sets():
-    # 50 series in batches of 8: 7 steps an epoch, 2000 steps -> 286 epochs.
-    assert auto_max_epochs(50, 8, 150) == 286
-    # 36 series: 5 steps -> 400 epochs.
-    assert auto_max_epochs(36, 8, 251) == 400
+    # 50 series in batches of 8: 7 steps an epoch, 4000 steps -> 572 epochs.
+    assert auto_max_epochs(50, 8, 150) == 572
+    # 36 series: 5 steps -> 800 epochs; the regressor's 2000 steps: 400.
+    assert auto_max_epochs(36, 8, 251) == 800
+    assert auto_max_epochs(36, 8, 251, steps=AUTO_EPOCHS["regressor_steps"]) == 400
 
 
 def test_auto_epochs_caps_the_time_steps_processed_for_long_series():
-    # 100 series of 1460 steps: 2000 steps would be 154 epochs, but 15
-    # million time steps allow 102.
-    assert auto_max_epochs(100, 8, 1460) == 102
+    # 100 series of 1460 steps: 4000 steps would be 308 epochs, but 25
+    # million time steps allow 171.
+    assert auto_max_epochs(100, 8, 1460) == 171
     # A set 100x larger does not train 100x longer: it gets the minimum.
     assert auto_max_epochs(10_000, 8, 1460) == AUTO_EPOCHS["min_epochs"] == 20
     assert auto_max_epochs(10_000, 8, 1460, min_epochs=5) == 5
@@ -58,11 +59,14 @@ def test_auto_is_the_default_and_sets_max_epochs_(series):
     assert Conv1DClassifier().max_epochs == "auto"
     assert Conv1DRegressor().max_epochs == "auto"
     clf = Conv1DClassifier(**TINY, batch_size=16, random_state=0).fit(X, y)
-    # 48 series in batches of 16: 3 steps an epoch -> 667 epochs; 48 x 20
-    # time steps an epoch allow 15625.
-    assert clf.max_epochs_ == 667 == len(clf.history_)
+    # 48 series in batches of 16: 3 steps an epoch -> 1334 epochs; 48 x 20
+    # time steps an epoch allow 26041.
+    assert clf.max_epochs_ == 1334 == len(clf.history_)
     fixed = clone(clf).set_params(max_epochs=3).fit(X, y)
     assert fixed.max_epochs_ == 3 == len(fixed.history_)
+    # The regressor aims at 2000 steps: 667 epochs.
+    reg = Conv1DRegressor(**TINY, batch_size=16, random_state=0).fit(X, y.astype(float))
+    assert reg.max_epochs_ == 667 == len(reg.history_)
 
 
 def test_auto_counts_only_the_series_trained_on(series):
@@ -178,9 +182,9 @@ def test_defaults_learn_an_unequal_length_multivariate_set(japanese_vowels):
 
 
 def test_the_docstrings_state_the_rule_in_force():
-    for est in (Conv1DClassifier, Conv1DRegressor):
+    for est, key in ((Conv1DClassifier, "steps"), (Conv1DRegressor, "regressor_steps")):
         doc = " ".join(est.__doc__.split())
-        assert f"about {AUTO_EPOCHS['steps']} optimizer steps" in doc
+        assert f"about {AUTO_EPOCHS[key]} optimizer steps" in doc
         assert f"{AUTO_EPOCHS['budget'] // 1_000_000} million time steps" in doc
         assert f"at least {AUTO_EPOCHS['min_epochs']}" in doc
 
