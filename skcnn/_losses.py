@@ -173,7 +173,7 @@ def criterion_for(loss, task, label_smoothing=0.0, weighted=False, name="estimat
 
 def per_sample(loss):
     """Reduce a criterion's output to one loss per sample (or keep a scalar)."""
-    if loss.dim() == 0:
+    if loss.dim() <= 1:  # a scalar, or already one loss per sample
         return loss
     return loss.reshape(len(loss), -1).mean(1)
 

@@ -167,10 +167,17 @@ class _Net(NeuralNet):
         # a small network's training step (benchmarks/bench_fit.py, digits).
         # Reading the flags is cheap; a module already wholly in the mode is
         # left alone, one with any submodule in the other mode is reset.
+        # Within an epoch the submodules were listed once (run_single_epoch):
+        # walking the module tree at every batch cost more than the check.
+        listed = self.__dict__.get("_submodules") or {}
         for name in self._modules + self._criteria:
             module = getattr(self, name + "_")
-            if isinstance(module, torch.nn.Module) and any(
-                    m.training != training for m in module.modules()):
+            if not isinstance(module, torch.nn.Module):
+                continue
+            subs = listed.get(name)
+            if subs is None or subs[0] is not module:
+                subs = tuple(module.modules())
+            if any(m.training != training for m in subs):
                 module.train(training)
         if training and self.freeze_bn == "all":
             for m in self.module_.modules():
@@ -353,6 +360,18 @@ class _Net(NeuralNet):
                 from ._distributed import average_buffers
 
                 average_buffers(self.module_)
+        # The submodules of each network, for _set_training at every batch;
+        # dropped when the epoch ends, so that nothing pickles or copies them.
+        self._submodules = {
+            name: tuple(module.modules())
+            for name in self._modules + self._criteria
+            if isinstance(module := getattr(self, name + "_", None), torch.nn.Module)}
+        try:
+            self._run_batches(iterator, training, prefix, step_fn, **fit_params)
+        finally:
+            self._submodules = None
+
+    def _run_batches(self, iterator, training, prefix, step_fn, **fit_params):
         losses = []
         count = 0
         # A data-parallel fit averages the losses over the ranks at the end

@@ -125,3 +125,30 @@ def test_multilabel_validation_accuracy_is_the_subset_accuracy(small_digits):
     per_label = np.mean(Y[rows] == clf.predict(X[rows]))
     assert hist[best, "valid_acc"] == pytest.approx(subset)
     assert subset != pytest.approx(per_label)
+
+
+def test_every_batch_trains_with_every_submodule_in_training_mode(small_digits):
+    # _set_training lists the submodules once an epoch; their flags are still
+    # read at every batch, so one switched to eval mode (here by a callback,
+    # before each batch) is back in training mode for the step, and the list
+    # does not outlive the epoch (nothing pickles it with the net).
+    from skorch.callbacks import Callback
+
+    class EvalDropout(Callback):
+        seen = []
+
+        def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+            if training:
+                for m in net.module_.modules():
+                    if isinstance(m, torch.nn.Dropout):
+                        m.eval()
+
+        def on_batch_end(self, net, batch=None, training=None, **kwargs):
+            if training:
+                self.seen.append(all(m.training for m in net.module_.modules()))
+
+    X, y = small_digits
+    clf = CNNClassifier(**FAST, callbacks=[EvalDropout()]).fit(X, y)
+    assert any(isinstance(m, torch.nn.Dropout) for m in clf.module_.modules())
+    assert len(EvalDropout.seen) > 2 and all(EvalDropout.seen)
+    assert clf.net_.__dict__.get("_submodules") is None
