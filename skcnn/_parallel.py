@@ -27,6 +27,7 @@ Nothing here schedules anything: the engines (joblib, Dask, Ray,
 
 import contextlib
 import ctypes
+import functools
 import multiprocessing
 import os
 import sys
@@ -170,8 +171,9 @@ _malloc_lock = threading.Lock()
 _malloc_active = {"depth": 0}
 
 
+@functools.cache
 def _glibc():
-    """The C library when it is glibc (it has ``mallopt``), else None."""
+    """The C library when it is glibc (it has ``mallopt``), else None (loaded once)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
