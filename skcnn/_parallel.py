@@ -17,9 +17,9 @@ should not all land on ``cuda:0``.
   the GPUs.
 - :func:`dist_env`: the ``torchrun`` environment (rank and world size) of
   a data-parallel fit.
-- :func:`malloc_thresholds`: run a block with glibc's ``malloc`` trim and
-  mmap thresholds raised when the process was started with a low
-  ``MALLOC_TRIM_THRESHOLD_`` (Dask's workers are), then restore them.
+- :func:`malloc_thresholds`: run a block (a fit, a prediction) with
+  glibc's ``malloc`` reusing freed memory rather than mapping each large
+  block anew, then restore the process's thresholds.
 
 Nothing here schedules anything: the engines (joblib, Dask, Ray,
 ``torchrun``) do, and these helpers read what they set up.
@@ -157,14 +157,21 @@ def thread_limit(n_threads):
                 torch.set_num_threads(_active["saved"])
 
 
-# glibc's mallopt parameters (malloc.h) and its default mmap threshold.
+# glibc's mallopt parameters (malloc.h) and its defaults.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
+_M_MMAP_MAX = -4
 _GLIBC_MMAP_THRESHOLD = 128 * 1024
-# While a network trains or predicts: freed memory stays in the heap up to
-# 256 MiB, and blocks up to 32 MiB (glibc's largest mmap threshold on 64-bit)
-# come from the heap rather than from their own mmap.
-TORCH_TRIM_THRESHOLD = 256 * 1024 * 1024
+_GLIBC_MMAP_MAX = 65536
+# While a network trains or predicts: no block gets a mapping of its own
+# (M_MMAP_MAX = 0) and freed memory stays in the heap (the largest trim
+# threshold mallopt takes, an int), so the buffers of one batch are reused
+# by the next instead of being mapped, page-faulted and unmapped anew.
+TORCH_TRIM_THRESHOLD = 2**31 - 1
+# After it, in a process that did not ask for thresholds of its own: what
+# glibc's adaptive rule settles on in a torch process (blocks up to its
+# 32 MiB cap from the heap, trimmed beyond twice that); mallopt switches
+# that rule off for good, so its end point is set by hand.
 TORCH_MMAP_THRESHOLD = 32 * 1024 * 1024
 
 _malloc_lock = threading.Lock()
@@ -184,35 +191,71 @@ def _glibc():
     return libc
 
 
+def _reuse_heap(libc):
+    libc.mallopt(_M_MMAP_MAX, 0)
+    libc.mallopt(_M_TRIM_THRESHOLD, TORCH_TRIM_THRESHOLD)
+
+
+def _restore_heap(libc):
+    """The thresholds the environment asked for, else the adaptive rule's end point."""
+    trim = _env_int("MALLOC_TRIM_THRESHOLD_")
+    mmap = _env_int("MALLOC_MMAP_THRESHOLD_")
+    if mmap is None:
+        # glibc's own start when the environment fixed a trim threshold
+        # (Dask's workers: every block over 128 KiB mapped, as they want)
+        mmap = _GLIBC_MMAP_THRESHOLD if trim is not None else TORCH_MMAP_THRESHOLD
+    libc.mallopt(_M_MMAP_MAX, _env_int("MALLOC_MMAP_MAX_") or _GLIBC_MMAP_MAX)
+    libc.mallopt(_M_MMAP_THRESHOLD, mmap)
+    libc.mallopt(_M_TRIM_THRESHOLD, trim if trim is not None else 2 * mmap)
+
+
+def restore_heap_in_worker(worker_id=None):
+    """``worker_init_fn`` of a ``DataLoader``: its forked workers decode images
+    with the process's usual thresholds, not with the training loop's."""
+    libc = _glibc()
+    if libc is not None and _malloc_active["depth"]:
+        _restore_heap(libc)
+
+
 @contextlib.contextmanager
 def malloc_thresholds():
-    """Run the block with glibc's trim and mmap thresholds raised, if lowered.
+    """Run the block with glibc's ``malloc`` reusing freed memory, then restore.
 
-    Dask's nanny starts every worker with ``MALLOC_TRIM_THRESHOLD_=65536``
-    (``distributed.nanny.pre-spawn-environ``) so that the worker hands freed
-    memory back to the system. Setting that variable also switches off
-    glibc's adaptive mmap threshold: every block over 128 KiB is then mapped
-    and unmapped on its own, and torch, which allocates and frees its
-    activations and gradients at every batch, page-faults on each of them.
-    A fit in such a worker ran 1.4x slower than the same fit elsewhere
-    (2.2 million minor page faults instead of 0.14 million).
+    glibc serves a block over its mmap threshold (128 KiB, rising with use
+    up to 32 MiB) with a mapping of its own, unmapped when freed. torch
+    allocates and frees its activations and gradients at every batch: each
+    one over the threshold is then mapped and page-faulted anew. That is
+    the case of every activation over 32 MiB (a batch of 64 images of
+    64 x 64 pixels through 32 channels: 33.5 MB), where a fit on images
+    spent a third of its time in the kernel (18 million minor page faults
+    over 313 batches), and of every block over 128 KiB in a process started
+    with ``MALLOC_TRIM_THRESHOLD_`` set (Dask's nanny starts its workers
+    with 65536, which switches the adaptive threshold off: fits there ran
+    1.4x slower).
 
-    When ``MALLOC_TRIM_THRESHOLD_`` is set (and the C library is glibc), the
-    block runs with a trim threshold of 256 MiB and an mmap threshold of
-    32 MiB; when the last concurrent block ends, the thresholds the
-    environment asked for are set again (``MALLOC_MMAP_THRESHOLD_``, else
-    glibc's 128 KiB) and ``malloc_trim(0)`` returns the freed memory to the
-    system, as the worker wants. Elsewhere the block runs untouched.
+    On glibc, the block runs with no block mapped on its own (``M_MMAP_MAX``
+    0) and freed memory kept in the heap (trim threshold 2 GiB), so that
+    each batch reuses the previous one's memory. When the last concurrent
+    block ends, ``malloc_trim(0)`` returns the freed memory to the system
+    and the thresholds are set to what the environment asked for
+    (``MALLOC_TRIM_THRESHOLD_``, ``MALLOC_MMAP_THRESHOLD_``,
+    ``MALLOC_MMAP_MAX_``), else to where glibc's adaptive rule ends in a
+    torch process (mmap threshold 32 MiB, trim threshold 64 MiB): ``mallopt``
+    switches that rule off for the rest of the process. Elsewhere (another
+    C library) the block runs untouched.
+
+    Yields
+    ------
+    bool
+        Whether the thresholds were changed.
     """
-    trim = _env_int("MALLOC_TRIM_THRESHOLD_")
-    libc = _glibc() if trim is not None else None
+    libc = _glibc()
     if libc is None:
         yield False
         return
     with _malloc_lock:
         if _malloc_active["depth"] == 0:
-            libc.mallopt(_M_TRIM_THRESHOLD, TORCH_TRIM_THRESHOLD)
-            libc.mallopt(_M_MMAP_THRESHOLD, TORCH_MMAP_THRESHOLD)
+            _reuse_heap(libc)
         _malloc_active["depth"] += 1
     try:
         yield True
@@ -220,9 +263,7 @@ def malloc_thresholds():
         with _malloc_lock:
             _malloc_active["depth"] -= 1
             if _malloc_active["depth"] == 0:
-                libc.mallopt(_M_MMAP_THRESHOLD,
-                             _env_int("MALLOC_MMAP_THRESHOLD_") or _GLIBC_MMAP_THRESHOLD)
-                libc.mallopt(_M_TRIM_THRESHOLD, trim)
+                _restore_heap(libc)
                 libc.malloc_trim(0)
 
 

@@ -395,17 +395,33 @@ def test_uint8_arrays_are_not_copied_to_float(rgb, monkeypatch):
         assert dataset.X.data_ptr() == images.ctypes.data
 
 
-def test_headers_are_read_in_order_by_threads(tmp_path, monkeypatch):
+@pytest.mark.parametrize("io_bound", [False, True])
+def test_headers_are_read_in_order_by_threads(tmp_path, monkeypatch, io_bound):
+    import threading
+
     import skcnn._image_data as image_data
 
-    # chunks of 4 files read by threads: sizes come back in the files' order,
-    # and of two bad files the first in that order is named
+    # chunks of 4 files; local files (CPU-bound) are read in the calling
+    # thread, files that made the first chunk wait (forced here) by threads:
+    # sizes come back in the files' order either way, and of two bad files
+    # the first in that order is named
     monkeypatch.setattr(image_data, "_HEADER_CHUNK", 4)
+    monkeypatch.setattr(image_data, "_HEADER_IO_BOUND", -1.0 if io_bound else 1e9)
+    readers = set()
+    header = image_data.image_header
+
+    def spy(path):
+        readers.add(threading.get_ident())
+        return header(path)
+
+    monkeypatch.setattr(image_data, "image_header", spy)
     rng = np.random.default_rng(0)
     shapes = [(int(rng.integers(3, 20)), int(rng.integers(3, 20))) for _ in range(30)]
     paths = _write(tmp_path, [np.zeros(s + (3,), np.uint8) for s in shapes])
     sizes, channels = image_data.scan("paths", paths, "auto")
     assert sizes == shapes and channels == [3] * 30
+    others = readers - {threading.get_ident()}
+    assert (len(others) > 0) == io_bound
     bad = list(paths)
     bad[21] = str(tmp_path / "missing.png")
     (tmp_path / "garbage.png").write_bytes(b"no image")

@@ -170,30 +170,32 @@ def test_explicit_device_is_not_spread(four_gpus):
 
 
 _MALLOC_SCRIPT = """
-import contextlib, json, resource, sys
+import contextlib, json, os, resource, sys
 import numpy as np
 import torch
 import skcnn._base
 from skcnn import CNNClassifier
-from skcnn._parallel import malloc_thresholds
+from skcnn._parallel import malloc_thresholds, restore_heap_in_worker
+
+SMALL, LARGE, HUGE = map(int, sys.argv[1:4])  # floats per block
 
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
-def churn(size=1 << 20, times=100):
+def churn(size, times):
     before = faults()
     for _ in range(times):
-        torch.ones(size)  # 4 MiB (16 MiB) allocated, written and freed
+        torch.ones(size)  # allocated, written and freed
     return faults() - before
 
 def fit_faults():
-    # Page faults of 16 MiB blocks churned during a fit (at its first epoch's end)
+    # Page faults of LARGE blocks churned during a fit (at its first epoch's end)
     from skorch.callbacks import Callback
 
     class Churn(Callback):
         def on_epoch_end(self, net, **kwargs):
             if not hasattr(self, "count"):
-                self.count = churn(1 << 22, 25)
+                self.count = churn(LARGE, 10)
 
     rng = np.random.default_rng(0)
     X = rng.random((64, 1, 8, 8), dtype=np.float32)
@@ -203,17 +205,59 @@ def fit_faults():
                   callbacks=[cb], random_state=0).fit(X, y)
     return cb.count
 
-out = {"outside": churn()}
-with malloc_thresholds() as raised:
-    out["raised"] = raised
-    out["inside"] = churn()
-# Blocks larger than any the heap freed above, so that none is reused
-out["after"] = churn(1 << 22, 25)
-out["fit"] = fit_faults()
+# Before anything calls mallopt: glibc as the process starts
+out = {"outside": churn(SMALL, 100), "outside_large": churn(LARGE, 10)}
 skcnn._base.malloc_thresholds = contextlib.nullcontext
 out["fit_untouched"] = fit_faults()
+skcnn._base.malloc_thresholds = malloc_thresholds
+with malloc_thresholds() as raised:
+    out["raised"] = raised
+    out["inside"] = churn(SMALL, 100)
+    out["inside_large"] = churn(LARGE, 10)
+    # a DataLoader worker forked here decodes with the usual thresholds
+    pid = os.fork()
+    if pid == 0:
+        restore_heap_in_worker(0)
+        os._exit(0 if churn(HUGE, 5) > 5 * HUGE // 1024 // 2 else 1)
+    out["worker_restored"] = os.waitpid(pid, 0)[1] == 0
+out["after"] = churn(SMALL, 100)
+# blocks larger than any the heap freed above, so that none is reused
+out["after_huge"] = churn(HUGE, 5)
+out["fit"] = fit_faults()
 print(json.dumps(out))
 """
+
+
+def _malloc_run(env_update, small, large, huge):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env_update}
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_"):
+        if name not in env_update:
+            env.pop(name, None)
+    result = subprocess.run([sys.executable, "-c", _MALLOC_SCRIPT, str(small), str(large), str(huge)],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_malloc_thresholds_reuse_blocks_over_32_mib_during_fit():
+    # glibc maps every block over 32 MiB (its largest mmap threshold) on its
+    # own and unmaps it when freed: a batch's activations of that size are
+    # page-faulted anew at every batch. Inside malloc_thresholds() (and so
+    # during fit) they are reused; afterwards the process keeps blocks up to
+    # 32 MiB in its heap (where glibc's adaptive rule ends).
+    # 16 MiB (4096 pages), 64 MiB (16 384), 128 MiB (32 768)
+    out = _malloc_run({}, 1 << 22, 1 << 24, 1 << 25)
+    assert out["raised"] is True and out["worker_restored"] is True
+    # 10 blocks of 16 384 pages: about 164 000 faults when each is mapped anew
+    assert out["outside_large"] > 100_000
+    assert out["inside_large"] < 40_000
+    # and mapped again after it: 5 blocks of 32 768 pages
+    assert out["after_huge"] > 100_000
+    # blocks up to 32 MiB: from the heap before (adaptive), during and after
+    assert out["inside"] < 40_000 and out["after"] < 40_000
+    assert out["fit"] < 40_000
+    assert out["fit_untouched"] > 100_000
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
@@ -222,24 +266,15 @@ def test_malloc_thresholds_undo_dasks_trim_threshold_for_the_fit():
     # makes glibc map and unmap every block over 128 KiB: each of torch's
     # per-batch buffers then page-faults. Inside malloc_thresholds() (and so
     # during fit) blocks are reused; afterwards the worker's setting is back.
-    env = {**os.environ, "MALLOC_TRIM_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
-    env.pop("MALLOC_MMAP_THRESHOLD_", None)
-    result = subprocess.run([sys.executable, "-c", _MALLOC_SCRIPT], env=env,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    # 4 MiB (1024 pages), 16 MiB, 24 MiB (6144 pages: under the 32 MiB a
+    # plain process would keep in its heap after the block)
+    out = _malloc_run({"MALLOC_TRIM_THRESHOLD_": "65536"}, 1 << 20, 1 << 22, 6 << 20)
     assert out["raised"] is True
     # 100 blocks of 1024 pages: about 100 000 faults when each is mapped anew
     assert out["outside"] > 50_000
     assert out["inside"] < 5_000
-    # the worker's thresholds are restored: 25 blocks of 4096 pages mapped anew
-    assert out["after"] > 50_000
-    # fit runs inside malloc_thresholds(): the same churn as inside above
-    assert out["fit"] < 20_000
-    assert out["fit_untouched"] > 50_000
-
-
-def test_malloc_thresholds_leave_other_processes_alone(monkeypatch):
-    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
-    with malloc_thresholds() as raised:
-        assert raised is False
+    # the worker's thresholds are restored: 5 blocks of 6144 pages mapped anew
+    assert out["after_huge"] > 20_000
+    # fit runs inside malloc_thresholds()
+    assert out["fit"] < 10_000
+    assert out["fit_untouched"] > 20_000
