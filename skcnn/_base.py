@@ -492,6 +492,7 @@ class BaseCNN(BaseEstimator):
             lr_groups=lr_groups,
             freeze_bn=self.freeze != "none",
             balanced_batches=True,
+            group_by_length=self._group_by_length(),
             # The progress bar and the user's callbacks read the running
             # loss; otherwise losses are read back once per epoch.
             record_batch_loss=bool(self.verbose or self.callbacks),
@@ -786,6 +787,10 @@ class BaseCNN(BaseEstimator):
     def _batch_transform(self):
         """Transform of every training batch (augmentation); None: none."""
         return None
+
+    def _group_by_length(self):
+        """Whether training batches group series of similar lengths."""
+        return False
 
     def _check_network(self, module, lengths):
         """Refuse a network that cannot take this data (before training)."""

@@ -282,10 +282,15 @@ class BatchIterator:
         same permutation on every rank, drawn from the same seeded
         generator), the order wrapped around so that every rank gets
         ``ceil(n / world_size)`` rows and runs as many batches.
+    group_by_length : bool, default=False
+        With shuffling and series of unequal lengths, batch series of
+        similar lengths together (:func:`group_by_length`), so that each
+        batch is padded less; used in training only.
     """
 
     def __init__(self, dataset, batch_size, *, shuffle=False, generator=None,
-                 drop_singleton=False, balanced=False, device=None, shard=None):
+                 drop_singleton=False, balanced=False, device=None, shard=None,
+                 group_by_length=False):
         self.dataset = dataset
         self.batch_size = batch_size
         self.shuffle = shuffle
@@ -294,6 +299,7 @@ class BatchIterator:
         self.balanced = balanced
         self.device = device
         self.shard = shard
+        self.group_by_length = group_by_length
 
     def _n_rows(self):
         n = len(self.dataset)
@@ -324,17 +330,28 @@ class BatchIterator:
     def __len__(self):
         return len(self.batch_sizes())
 
-    def __iter__(self):
+    def _batches(self):
+        """Rows of each batch of this pass: slices or LongTensors."""
         perm = self._order()
+        sizes = self.batch_sizes()
+        lengths = getattr(self.dataset, "lengths", None)
+        if (self.group_by_length and perm is not None and lengths is not None
+                and len(sizes) > 1):
+            indices = self.dataset.indices
+            rows = perm if indices is None else indices[perm]
+            return group_by_length(perm, lengths[rows.to(lengths.device)].cpu(),
+                                   sizes, self.generator)
+        bounds = np.cumsum([0] + sizes).tolist()
+        return [slice(a, b) if perm is None else perm[a:b]
+                for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def __iter__(self):
         move = self.device is not None and str(self.device) != "cpu"
         non_blocking = move and str(self.device).startswith("cuda")
         finish = getattr(self.dataset, "finish", None)
         if finish is not None and self.dataset.scale is None and not self.dataset.channels_last:
             finish = None  # float channels-first: the batch is ready as it is
-        stop = 0
-        for size in self.batch_sizes():
-            start, stop = stop, stop + size
-            rows = slice(start, stop) if perm is None else perm[start:stop]
+        for rows in self._batches():
             Xb, yb = self.dataset.batch(rows)
             if move:
                 Xb = _to_device(Xb, self.device, non_blocking)
@@ -342,6 +359,47 @@ class BatchIterator:
             if finish is not None:
                 Xb = finish(Xb)
             yield Xb, yb
+
+
+# Series are sorted by length within pools of this many batches.
+GROUP_POOL_BATCHES = 50
+
+
+def group_by_length(perm, lengths, sizes, generator):
+    """The batches of a pass with series of similar lengths together.
+
+    The shuffled rows ``perm`` are cut into pools of ``GROUP_POOL_BATCHES``
+    batches, each pool is sorted by length (``lengths[i]`` is the length of
+    ``perm[i]``) and cut into batches of ``sizes``, and the batches are
+    shuffled. A batch is trimmed to its longest series: drawn at random, a
+    batch of 8 of PLAID's series (lengths 100-1344, mean 324) is padded to
+    539 time steps on average; grouped, to about the mean. The same scheme
+    as Hugging Face's ``group_by_length`` and torchtext's bucket iterator.
+
+    Parameters
+    ----------
+    perm : LongTensor
+        The pass's shuffled positions.
+    lengths : LongTensor
+        Length of the series at each position of ``perm``.
+    sizes : list of int
+        Batch sizes of the pass (they sum to at most ``len(perm)``).
+    generator : torch.Generator or None
+        Source of the batches' order.
+
+    Returns
+    -------
+    list of LongTensor
+        The positions of each batch, in the order they are trained on.
+    """
+    pool = GROUP_POOL_BATCHES * max(sizes)
+    order = torch.cat([
+        chunk[torch.sort(lengths[start:start + pool], descending=True, stable=True)[1]]
+        for start, chunk in zip(range(0, len(perm), pool), perm.split(pool))])
+    bounds = np.cumsum([0] + list(sizes)).tolist()
+    batches = [order[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in shuffled]
 
 
 def batch_sizes(n, batch_size, *, balanced=False, drop_singleton=False):

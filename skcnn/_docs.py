@@ -248,6 +248,22 @@ normalize : {'auto', 'zscore', 'minmax'} or None, default='auto'
         strengths (the share kept, the standard deviations); a list uses
         the defaults. Applied in the order window_slice, scaling, jitter,
         to the real time steps only.
+    n_ensemble : int, default=1
+        Train this many networks of ``architecture`` side by side, each
+        from its own initial weights and on its own loss, and predict with
+        their mean logits (InceptionTime's ensemble of five, for any
+        architecture). Costs ``n_ensemble`` times the time and memory of
+        one network.
+    group_by_length : bool, default=False
+        With series of unequal lengths, train on batches of series of
+        similar lengths: each epoch's shuffled series are sorted by length
+        within pools of 50 batches, cut into batches and the batches
+        shuffled (Hugging Face's ``group_by_length``). A batch is trimmed
+        to its longest series, so this cuts the padding computed on, and
+        ``max_epochs='auto'`` counts the time steps actually computed. With
+        few series the same series then meet in every epoch's batches, which
+        can hurt a network with batch norm; see the user guide. No effect
+        on series of equal lengths.
     """
 
 SIGNAL_NOTES = """\

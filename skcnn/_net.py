@@ -60,6 +60,9 @@ class _Net(NeuralNet):
         Train on batches of nearly equal size (at most ``batch_size``)
         instead of full batches and a smaller remainder; see
         :class:`~skcnn._data.BatchIterator`.
+    group_by_length : bool, default=False
+        Batch series of similar lengths together in training (series of
+        unequal lengths); see :func:`skcnn._data.group_by_length`.
     record_batch_loss : bool, default=False
         Write each batch's loss to the history as soon as the batch ends, so
         that callbacks see the running loss (one device synchronisation per
@@ -90,8 +93,8 @@ class _Net(NeuralNet):
 
     def __init__(self, *args, precision=None, channels_last=False, generator=None,
                  sample_shape=None, batch_transform=None, lr_groups=None,
-                 freeze_bn=False, balanced_batches=False, record_batch_loss=False,
-                 checkpoint=None, sigint=None, dist_info=None,
+                 freeze_bn=False, balanced_batches=False, group_by_length=False,
+                 record_batch_loss=False, checkpoint=None, sigint=None, dist_info=None,
                  sync_batch_norm=False, **kwargs):
         super().__init__(*args, **kwargs)
         self.precision = precision
@@ -102,6 +105,7 @@ class _Net(NeuralNet):
         self.lr_groups = lr_groups
         self.freeze_bn = freeze_bn
         self.balanced_batches = balanced_batches
+        self.group_by_length = group_by_length
         self.record_batch_loss = record_batch_loss
         self.checkpoint = checkpoint
         self.sigint = sigint
@@ -206,6 +210,7 @@ class _Net(NeuralNet):
             generator=self.generator if training else None,
             drop_singleton=training, balanced=training and self.balanced_batches,
             device=self.device, shard=shard,
+            group_by_length=training and self.group_by_length,
         )
 
     # -- the loop -----------------------------------------------------------

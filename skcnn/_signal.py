@@ -27,10 +27,12 @@ import numbers
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.utils.validation import check_array, validate_data
 
 from ._augment import Augmentation
 from ._compat import Interval, StrOptions
+from ._data import batch_sizes, group_by_length
 from ._images import to_unit_range
 from ._sequences import _is_nested, normalize_series, scale_spread, to_padded
 from .models._ensemble import Ensemble, takes_mask
@@ -41,6 +43,7 @@ SIGNAL_CONSTRAINTS = {
     "normalize": [None, StrOptions({"zscore", "minmax", "auto"})],
     "augment": [None, str, list, tuple, dict],
     "n_ensemble": [Interval(numbers.Integral, 1, None, closed="left")],
+    "group_by_length": ["boolean"],
 }
 
 # normalize='auto': z-normalise each series when, in some channel, the
@@ -209,10 +212,14 @@ class _SignalMixin:
     def _batch_transform(self):
         return Augmentation.from_param(self.augment)
 
+    def _group_by_length(self):
+        return self.group_by_length
+
     def _auto_max_epochs(self, X, lengths, n_train):
         steps = AUTO_EPOCHS["steps" if self._is_classifier() else "regressor_steps"]
         return auto_max_epochs(n_train, self.batch_size,
-                               _padded_length(X, lengths, self.batch_size),
+                               _padded_length(X, lengths, self.batch_size,
+                                              grouped=self.group_by_length),
                                steps=steps)
 
     def _make_module(self, n_outputs, module_kwargs):
@@ -252,20 +259,28 @@ class _SignalMixin:
             )
 
 
-def _padded_length(X, lengths, batch_size):
+def _padded_length(X, lengths, batch_size, *, grouped=False):
     """Mean length of a training batch: the longest series of each batch.
 
     Equal lengths: the series' length. Unequal lengths: the mean, over the
     batches of a few seeded shuffles, of each batch's longest series (batches
-    are trimmed to it, see :func:`skcnn._data.with_mask`).
+    are trimmed to it, see :func:`skcnn._data.with_mask`), drawn at random
+    or, with ``grouped``, as :func:`skcnn._data.group_by_length` draws them.
     """
     if lengths is None:
         return X.shape[-1]
-    lengths = np.asarray(lengths)
-    rng = np.random.default_rng(0)
-    n_batches = math.ceil(len(lengths) / batch_size)
-    longest = [part.max() for _ in range(5)
-               for part in np.array_split(rng.permutation(lengths), n_batches)]
+    lengths = torch.as_tensor(np.asarray(lengths))
+    n = len(lengths)
+    generator = torch.Generator().manual_seed(0)
+    sizes = batch_sizes(n, batch_size, balanced=True)
+    longest = []
+    for _ in range(5):
+        perm = torch.randperm(n, generator=generator)
+        if grouped and len(sizes) > 1:
+            batches = group_by_length(perm, lengths[perm], sizes, generator)
+        else:
+            batches = perm.split(sizes)
+        longest += [float(lengths[rows].max()) for rows in batches]
     return float(np.mean(longest))
 
 

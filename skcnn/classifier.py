@@ -537,6 +537,7 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         normalize="auto",
         augment=None,
         n_ensemble=1,
+        group_by_length=False,
         optimizer="adam",
         lr=1e-3,
         weight_decay=0.0,
@@ -579,3 +580,4 @@ class Conv1DClassifier(_SignalMixin, _CNNClassifierBase):
         self.normalize = normalize
         self.augment = augment
         self.n_ensemble = n_ensemble
+        self.group_by_length = group_by_length

@@ -366,6 +366,7 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         normalize="auto",
         augment=None,
         n_ensemble=1,
+        group_by_length=False,
         optimizer="adam",
         lr=3e-3,
         weight_decay=0.0,
@@ -404,3 +405,4 @@ class Conv1DRegressor(_SignalMixin, _CNNRegressorBase):
         self.normalize = normalize
         self.augment = augment
         self.n_ensemble = n_ensemble
+        self.group_by_length = group_by_length

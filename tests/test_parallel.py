@@ -278,3 +278,9 @@ def test_malloc_thresholds_undo_dasks_trim_threshold_for_the_fit():
     # fit runs inside malloc_thresholds()
     assert out["fit"] < 10_000
     assert out["fit_untouched"] > 20_000
+
+
+def test_malloc_thresholds_leave_other_c_libraries_alone(monkeypatch):
+    monkeypatch.setattr(_parallel, "_glibc", lambda: None)
+    with malloc_thresholds() as changed:
+        assert changed is False

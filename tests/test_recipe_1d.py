@@ -242,3 +242,82 @@ def test_scale_spread_reads_the_real_length_of_each_series():
     assert scale_spread(X, np.full(10, 4)) == pytest.approx(
         np.percentile(np.arange(1, 11), 90) / np.percentile(np.arange(1, 11), 10))
     assert scale_spread(np.zeros((5, 2, 3))) == 1.0
+
+
+# -- group_by_length ----------------------------------------------------------------
+def _skewed_lengths(n=200, seed=0, scale=1):
+    # many short series and a few long ones, as PLAID's 100-1344 (mean 324)
+    rng = np.random.default_rng(seed)
+    return np.where(rng.random(n) < 0.15, rng.integers(800, 1300, n),
+                    rng.integers(100, 300, n)) // scale
+
+
+def test_group_by_length_keeps_every_row_and_cuts_the_padding():
+    from skcnn._data import batch_sizes, group_by_length
+
+    lengths = torch.as_tensor(_skewed_lengths())
+    sizes = batch_sizes(len(lengths), 8, balanced=True)
+
+    def batches(seed, grouped):
+        gen = torch.Generator().manual_seed(seed)
+        perm = torch.randperm(len(lengths), generator=gen)
+        if not grouped:
+            return list(perm.split(sizes))
+        return group_by_length(perm, lengths[perm], sizes, gen)
+
+    grouped = batches(0, True)
+    # every row exactly once, in batches of the pass's sizes (shuffled)
+    assert sorted(torch.cat(grouped).tolist()) == list(range(len(lengths)))
+    assert sorted(len(b) for b in grouped) == sorted(sizes)
+    padded = np.mean([int(lengths[b].max()) for b in grouped])
+    at_random = np.mean([int(lengths[b].max()) for b in batches(0, False)])
+    # random batches of 8 mostly hold a long series; grouped ones rarely
+    assert padded < 0.6 * at_random
+    assert padded < 1.3 * float(lengths.float().mean())
+    # the order is seeded: the same seed, the same batches; another, others
+    assert all(torch.equal(a, b) for a, b in zip(grouped, batches(0, True)))
+    assert not all(torch.equal(a, b) for a, b in zip(grouped, batches(1, True)))
+    # the batches' order is shuffled, not longest first
+    first = [int(lengths[b].max()) for b in grouped[:10]]
+    assert first != sorted(first, reverse=True)
+
+
+def test_padded_length_counts_grouped_batches():
+    lengths = _skewed_lengths()
+    grouped = _padded_length(None, lengths, 8, grouped=True)
+    at_random = _padded_length(None, lengths, 8)
+    assert grouped < 0.6 * at_random
+    # more epochs for the same budget of time steps computed
+    assert auto_max_epochs(200, 8, grouped) > auto_max_epochs(200, 8, at_random)
+
+
+@pytest.mark.parametrize("group", [True, False])
+def test_training_batches_group_series_of_similar_lengths(group, monkeypatch):
+    rng = np.random.default_rng(0)
+    lengths = _skewed_lengths(120, scale=10)
+    X = [rng.normal(size=(1, n)).astype(np.float32) for n in lengths]
+    y = np.arange(120) % 2
+    seen = []
+    forward = _Net.infer
+
+    def spy(self, x, **fit_params):
+        if self.module_.training:
+            seen.append(x["x"].shape[-1])
+        return forward(self, x, **fit_params)
+
+    monkeypatch.setattr(_Net, "infer", spy)
+    est = Conv1DClassifier(channels=(4, 4), kernel_size=3, max_epochs=3,
+                           group_by_length=group,
+                           random_state=0).fit(X, y)
+    assert Conv1DClassifier().group_by_length is False
+    assert len(seen) == 3 * 15  # 120 series in batches of 8, 3 epochs
+    mean = float(np.mean(seen))
+    if group:
+        assert mean < 1.3 * lengths.mean()
+        assert est.max_epochs_ == 3
+    else:
+        assert mean > 1.6 * lengths.mean()
+    # validation and prediction batches are in the caller's order
+    proba = est.predict_proba(X[:5])
+    assert np.allclose(proba, np.vstack([est.predict_proba([x]) for x in X[:5]]),
+                       atol=1e-6)
