@@ -204,7 +204,11 @@ def _restore_heap(libc):
         # glibc's own start when the environment fixed a trim threshold
         # (Dask's workers: every block over 128 KiB mapped, as they want)
         mmap = _GLIBC_MMAP_THRESHOLD if trim is not None else TORCH_MMAP_THRESHOLD
-    libc.mallopt(_M_MMAP_MAX, _env_int("MALLOC_MMAP_MAX_") or _GLIBC_MMAP_MAX)
+    try:  # 0 is a valid setting here: no block mapped on its own
+        mmap_max = int(os.environ["MALLOC_MMAP_MAX_"])
+    except (KeyError, ValueError):
+        mmap_max = _GLIBC_MMAP_MAX
+    libc.mallopt(_M_MMAP_MAX, max(0, mmap_max))
     libc.mallopt(_M_MMAP_THRESHOLD, mmap)
     libc.mallopt(_M_TRIM_THRESHOLD, trim if trim is not None else 2 * mmap)
 

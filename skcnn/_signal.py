@@ -213,13 +213,14 @@ class _SignalMixin:
         return Augmentation.from_param(self.augment)
 
     def _group_by_length(self):
-        return self.group_by_length
+        # Estimators pickled before the parameter existed batch at random.
+        return getattr(self, "group_by_length", False)
 
     def _auto_max_epochs(self, X, lengths, n_train):
         steps = AUTO_EPOCHS["steps" if self._is_classifier() else "regressor_steps"]
         return auto_max_epochs(n_train, self.batch_size,
                                _padded_length(X, lengths, self.batch_size,
-                                              grouped=self.group_by_length),
+                                              grouped=self._group_by_length()),
                                steps=steps)
 
     def _make_module(self, n_outputs, module_kwargs):

@@ -284,3 +284,45 @@ def test_malloc_thresholds_leave_other_c_libraries_alone(monkeypatch):
     monkeypatch.setattr(_parallel, "_glibc", lambda: None)
     with malloc_thresholds() as changed:
         assert changed is False
+
+
+class _FakeLibc:
+    """Records mallopt calls: (param, value)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def mallopt(self, param, value):
+        self.calls.append((param, value))
+        return 1
+
+    def malloc_trim(self, pad):
+        self.calls.append(("trim", pad))
+        return 1
+
+
+@pytest.mark.parametrize("env, expected", [
+    # a plain process: glibc's adaptive rule's end point in a torch process
+    ({}, {-4: 65536, -3: 32 << 20, -1: 64 << 20}),
+    # Dask's workers: their trim threshold, glibc's 128 KiB mmap threshold
+    ({"MALLOC_TRIM_THRESHOLD_": "65536"}, {-4: 65536, -3: 128 << 10, -1: 65536}),
+    # what the environment asked for, 0 included (no block mapped)
+    ({"MALLOC_MMAP_MAX_": "0", "MALLOC_MMAP_THRESHOLD_": "1048576"},
+     {-4: 0, -3: 1 << 20, -1: 2 << 20}),
+])
+def test_malloc_thresholds_set_back_what_the_environment_asked_for(monkeypatch, env,
+                                                                   expected):
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    libc = _FakeLibc()
+    monkeypatch.setattr(_parallel, "_glibc", lambda: libc)
+    with malloc_thresholds():
+        with malloc_thresholds():  # nested: set once, restored once
+            pass
+        inside = list(libc.calls)
+    assert inside == [(-4, 0), (-1, 2**31 - 1)]
+    after = libc.calls[2:]
+    assert after[-1] == ("trim", 0)
+    assert dict(after[:-1]) == expected
