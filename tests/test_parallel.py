@@ -251,12 +251,12 @@ def test_malloc_thresholds_reuse_blocks_over_32_mib_during_fit():
     assert out["raised"] is True and out["worker_restored"] is True
     # 10 blocks of 16 384 pages: about 164 000 faults when each is mapped anew
     assert out["outside_large"] > 100_000
-    assert out["inside_large"] < 40_000
+    assert out["inside_large"] < 60_000  # the first one or two faulted in
     # and mapped again after it: 5 blocks of 32 768 pages
     assert out["after_huge"] > 100_000
     # blocks up to 32 MiB: from the heap before (adaptive), during and after
     assert out["inside"] < 40_000 and out["after"] < 40_000
-    assert out["fit"] < 40_000
+    assert out["fit"] < 60_000
     assert out["fit_untouched"] > 100_000
 
 
@@ -276,7 +276,7 @@ def test_malloc_thresholds_undo_dasks_trim_threshold_for_the_fit():
     # the worker's thresholds are restored: 5 blocks of 6144 pages mapped anew
     assert out["after_huge"] > 20_000
     # fit runs inside malloc_thresholds()
-    assert out["fit"] < 10_000
+    assert out["fit"] < 15_000  # the first blocks faulted in, then reused
     assert out["fit_untouched"] > 20_000
 
 
