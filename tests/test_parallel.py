@@ -326,3 +326,21 @@ def test_malloc_thresholds_set_back_what_the_environment_asked_for(monkeypatch, 
     after = libc.calls[2:]
     assert after[-1] == ("trim", 0)
     assert dict(after[:-1]) == expected
+
+
+@pytest.mark.parametrize("free, trims", [(1 << 20, False), (100 << 20, True)])
+def test_malloc_thresholds_trim_only_a_heap_with_much_free(monkeypatch, free, trims):
+    # malloc_trim releases the pages of every free block, which the next
+    # call faults in again: a one-sample predict keeps its pages
+    libc = _FakeLibc()
+
+    def mallinfo2():
+        info = _parallel._Mallinfo2()
+        info.fordblks = free
+        return info
+
+    libc.mallinfo2 = mallinfo2
+    monkeypatch.setattr(_parallel, "_glibc", lambda: libc)
+    with malloc_thresholds():
+        pass
+    assert (("trim", 0) in libc.calls) is trims
