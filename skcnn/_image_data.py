@@ -21,6 +21,7 @@ the same tensor as the equivalent ``(n, C, H, W)`` float array:
 """
 
 import os
+import time
 import zlib
 
 import numpy as np
@@ -260,8 +261,6 @@ def read_headers(paths):
     overlap the waits. The first unreadable file in ``paths``' order
     raises, naming it.
     """
-    import time
-
     paths = list(paths)
 
     def part(chunk):

@@ -193,10 +193,7 @@ class _Mallinfo2(ctypes.Structure):
 def _heap_free(libc):
     """Bytes free in the heap's blocks (``mallinfo2``), None before glibc 2.33."""
     mallinfo2 = getattr(libc, "mallinfo2", None)
-    if mallinfo2 is None:
-        return None
-    mallinfo2.restype = _Mallinfo2
-    return mallinfo2().fordblks
+    return None if mallinfo2 is None else mallinfo2().fordblks
 
 
 @functools.cache
@@ -209,6 +206,8 @@ def _glibc():
         libc.mallopt, libc.malloc_trim  # noqa: B018 (glibc only)
     except (OSError, AttributeError):
         return None
+    if hasattr(libc, "mallinfo2"):  # glibc 2.33 and later
+        libc.mallinfo2.restype = _Mallinfo2
     return libc
 
 
