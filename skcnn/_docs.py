@@ -208,7 +208,7 @@ net_ : skorch.NeuralNet
     n_threads_ : int
         torch threads used by the last ``fit``/``partial_fit`` (see
         ``num_threads``).
-    normalize_ : {'zscore', 'minmax'} or None
+    normalize_ : {'zscore', 'zscore+scale', 'minmax'} or None
         (1-D estimators) The per-series scaling applied in ``fit`` and
         ``predict``: ``normalize``, or what ``'auto'`` chose.
     max_epochs_ : int
@@ -222,7 +222,7 @@ net_ : skorch.NeuralNet
         Column names, when X was a DataFrame with string column names.{image_attributes}"""
 
 SIGNAL_PARAMS = """\
-normalize : {'auto', 'zscore', 'minmax'} or None, default='auto'
+normalize : {'auto', 'zscore', 'zscore+scale', 'minmax'} or None, default='auto'
         Scale every series and channel over its own real length, in ``fit``
         and ``predict`` alike (nothing is learned from the training set):
         ``'zscore'`` subtracts its mean and divides by its standard
@@ -232,11 +232,16 @@ normalize : {'auto', 'zscore', 'minmax'} or None, default='auto'
         becomes zeros. Scaling each series discards its level and amplitude,
         which often carry the class (multichannel features); but a network
         cannot learn across scales of many orders of magnitude either (raw
-        electrical currents). The user guide gives the measurements.
-        ``'auto'`` chooses
-        ``'zscore'`` when, in some channel, the 90th percentile of the
-        training series' standard deviations exceeds the 10th by more than
-        1000 times, else ``None``; ``normalize_`` records the choice.
+        electrical currents). ``'zscore+scale'`` z-normalises inside the
+        network and gives it back what z-normalising removed: each series'
+        and channel's mean, standard deviation and largest absolute value,
+        on a log scale, go through batch norm to a linear layer whose
+        output is added to the network's (the same as adding them to the
+        features of FCN's or ResNet's last layer). ``'auto'`` chooses
+        ``'zscore+scale'`` when, in some channel, the 90th percentile of
+        the training series' standard deviations exceeds the 10th by more
+        than 1000 times, else ``None``; ``normalize_`` records the choice.
+        The user guide gives the measurements.
     augment : str, list of str, dict or None, default=None
         Augment every training batch (never validation or prediction
         batches), drawn anew each epoch and reproducible with

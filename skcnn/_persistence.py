@@ -481,7 +481,8 @@ class _Exported(torch.nn.Module):
             self.y_mean = None
 
     def forward(self, x):
-        if self.normalize is not None:
+        # 'zscore+scale': the module (KeepScale) scales the series itself.
+        if self.normalize is not None and self.normalize != "zscore+scale":
             x = _normalize_series(x, self.normalize)
         out = self.module(x).float()
         out = out.reshape(out.shape[0], -1)

@@ -16,7 +16,9 @@
   (``'convnet'``, whose dense head has a fixed size) get a ``ValueError``
   that says which architectures to use instead;
 - ``normalize`` scales every series and channel over its real length, at
-  fit and predict time alike (no statistics are learned).
+  fit and predict time alike (no statistics are learned); with
+  ``'zscore+scale'`` the network does it (:class:`skcnn.models._scale.KeepScale`)
+  and also reads each series' scale.
 
 ``augment`` builds an :class:`skcnn._augment.Augmentation`, the
 ``batch_transform`` of the skorch net.
@@ -36,11 +38,12 @@ from ._data import batch_sizes, group_by_length
 from ._images import to_unit_range
 from ._sequences import _is_nested, normalize_series, scale_spread, to_padded
 from .models._ensemble import Ensemble, takes_mask
+from .models._scale import KeepScale
 
 __all__ = ["AUTO_EPOCHS", "AUTO_NORMALIZE_SPREAD", "SIGNAL_CONSTRAINTS", "auto_max_epochs"]
 
 SIGNAL_CONSTRAINTS = {
-    "normalize": [None, StrOptions({"zscore", "minmax", "auto"})],
+    "normalize": [None, StrOptions({"zscore", "minmax", "zscore+scale", "auto"})],
     "augment": [None, str, list, tuple, dict],
     "n_ensemble": [Interval(numbers.Integral, 1, None, closed="left")],
     "group_by_length": ["boolean"],
@@ -124,7 +127,8 @@ class _SignalMixin:
             self.normalize_ = self._resolve_normalize(X3, lengths)
         # Estimators fitted before normalize_ existed scale as their parameter says.
         method = getattr(self, "normalize_", self.normalize)
-        if method is not None:
+        # 'zscore+scale': the network (KeepScale) scales the raw series itself.
+        if method is not None and method != "zscore+scale":
             X3 = normalize_series(X3, lengths, method)
         return X3, lengths, y
 
@@ -133,7 +137,7 @@ class _SignalMixin:
         if self.normalize != "auto":
             return self.normalize
         spread = scale_spread(X3, lengths)
-        return "zscore" if spread > AUTO_NORMALIZE_SPREAD else None
+        return "zscore+scale" if spread > AUTO_NORMALIZE_SPREAD else None
 
     def _validate_array(self, X):
         """Validate an array or wide DataFrame at predict time.
@@ -232,20 +236,36 @@ class _SignalMixin:
         act on every member alike).
         """
         if self.n_ensemble == 1:
-            return super()._make_module(n_outputs, module_kwargs)
+            return self._keep_scale(*super()._make_module(n_outputs, module_kwargs),
+                                    n_outputs)
         if self.weights is not None:
             raise ValueError(
                 f"n_ensemble={self.n_ensemble} trains networks from their own "
                 f"random initial weights; weights={self.weights!r} would make "
                 f"them start alike. Use n_ensemble=1 with weights."
             )
-        built = [super(_SignalMixin, self)._make_module(n_outputs, module_kwargs)
-                 for _ in range(self.n_ensemble)]
+        built = [self._keep_scale(
+            *super(_SignalMixin, self)._make_module(n_outputs, module_kwargs),
+            n_outputs) for _ in range(self.n_ensemble)]
         module = Ensemble(member for member, _ in built)
         groups = [(name, [p for _, member_groups in built
                           for p in member_groups[i][1]])
                   for i, (name, _) in enumerate(built[0][1])]
         return module, groups
+
+    def _keep_scale(self, module, groups, n_outputs):
+        """Wrap the network in :class:`KeepScale` for ``normalize_='zscore+scale'``.
+
+        The wrapper's scale layers join the last layer group (the head).
+        """
+        if getattr(self, "normalize_", None) != "zscore+scale":
+            return module, groups
+        wrapped = KeepScale(module, self.input_shape_[0], n_outputs)
+        scale = [*wrapped.scale_norm.parameters(), *wrapped.scale_head.parameters()]
+        groups = [(f"network.{name}", params) for name, params in groups]
+        head_name, head = groups[-1]
+        groups[-1] = (f"{head_name}+scale_head", [*head, *scale])
+        return wrapped, groups
 
     def _check_network(self, module, lengths):
         if lengths is not None:

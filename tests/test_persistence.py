@@ -54,6 +54,10 @@ def _fitted(family):
         X = rng.randn(40, 30).astype(np.float32)
         y = (X[:, :15].mean(1) > 0).astype(bool)
         est = Conv1DClassifier("resnet", channels=(4, 4, 4), **FAST)
+    elif family == "1d_scale":  # KeepScale: the network z-normalises itself
+        X = rng.randn(40, 2, 30).astype(np.float32) * np.logspace(-3, 3, 40)[:, None, None]
+        y = np.arange(40) % 3
+        est = Conv1DClassifier("fcn", channels=(4, 4, 4), **FAST)
     elif family == "backbone":  # torchvision resnet18 with its Normalize layer
         X = _images(16, (1, 32, 32))
         y = X.mean(axis=(1, 2, 3))
@@ -66,7 +70,8 @@ def _fitted(family):
     return est.fit(X, y), X
 
 
-FAMILIES = ["2d_builtin", "1d_builtin", "1d_classifier", "backbone", "user_module"]
+FAMILIES = ["2d_builtin", "1d_builtin", "1d_classifier", "1d_scale", "backbone",
+            "user_module"]
 
 
 def _outputs(est, X):
@@ -212,7 +217,7 @@ def test_save_and_load_errors(tmp_path):
 # ONNX
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("family", ["2d_builtin", "1d_builtin", "backbone"])
+@pytest.mark.parametrize("family", ["2d_builtin", "1d_builtin", "1d_scale", "backbone"])
 def test_onnx_export_matches_the_estimator(family, tmp_path):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
@@ -221,12 +226,18 @@ def test_onnx_export_matches_the_estimator(family, tmp_path):
     X = rng.rand(100, *est.input_shape_).astype(np.float32)
     if family == "1d_builtin":
         X = 5 * X + 3  # far from zero mean and unit scale: normalize matters
+    if family == "1d_scale":  # scales spanning six orders of magnitude
+        X = X * np.logspace(-3, 3, 100, dtype=np.float32)[:, None, None]
     path = skcnn.export_onnx(est, tmp_path / "model.onnx")
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     (got,) = session.run(None, {"input": X})
     if family == "2d_builtin":
         want = est.predict_proba(pd.DataFrame(X.reshape(100, -1),
                                               columns=est.feature_names_in_))
+        assert session.get_outputs()[0].name == "probabilities"
+    elif family == "1d_scale":
+        assert est.normalize_ == "zscore+scale"
+        want = est.predict_proba(X)
         assert session.get_outputs()[0].name == "probabilities"
     else:
         want = est.predict(X).reshape(100, -1)

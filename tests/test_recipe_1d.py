@@ -15,6 +15,7 @@ from skcnn import CNNClassifier, Conv1DClassifier, Conv1DRegressor
 from skcnn._net import _Net
 from skcnn._signal import AUTO_EPOCHS, _padded_length, auto_max_epochs
 from skcnn.models import Ensemble
+from skcnn.models._scale import KeepScale
 
 TINY = dict(channels=(4, 4), kernel_size=3)
 
@@ -225,13 +226,77 @@ def test_auto_normalize_zscores_series_whose_scales_span_orders_of_magnitude():
     # Scales 1e-4 to 1e3 (as PLAID's currents): z-normalised, at predict too.
     wild = base * np.logspace(-4, 3, 40)[:, None, None]
     clf = Conv1DClassifier(**TINY, max_epochs=1, random_state=0).fit(wild, y)
-    assert clf.normalize_ == "zscore"
-    same = Conv1DClassifier(**TINY, max_epochs=1, normalize="zscore",
+    assert clf.normalize_ == "zscore+scale"
+    same = Conv1DClassifier(**TINY, max_epochs=1, normalize="zscore+scale",
                             random_state=0).fit(wild, y)
     np.testing.assert_array_equal(clf.predict_proba(wild * 3), same.predict_proba(wild * 3))
     # An explicit choice is kept whatever the data.
     assert Conv1DClassifier(**TINY, max_epochs=1, normalize=None).fit(
         wild, y).normalize_ is None
+
+
+def test_series_scale_matches_normalize_series_and_reads_each_scale():
+    from skcnn._sequences import normalize_series
+    from skcnn.models._scale import series_scale
+
+    rng = np.random.default_rng(1)
+    lengths = np.array([5, 9, 12, 3])
+    X = np.zeros((4, 2, 12), dtype=np.float32)
+    for i, n in enumerate(lengths):
+        X[i, :, :n] = rng.normal(size=(2, n)) * [[100.0], [0.01]] + [[-7.0], [2.0]]
+    X[3, 1, :3] = 4.0  # a constant channel
+    mask = torch.arange(12)[None, :] < torch.as_tensor(lengths)[:, None]
+    z, stats = series_scale(torch.as_tensor(X), mask)
+    # float32 centring of a channel of level 2 and scale 0.01: ~3e-5 apart
+    np.testing.assert_allclose(z.numpy(), normalize_series(X, lengths), atol=2e-4)
+    assert stats.shape == (4, 6)
+    for i, n in enumerate(lengths):
+        real = X[i, :, :n].astype(np.float64)
+        mean, std = real.mean(1), real.std(1)
+        want = np.r_[np.sign(mean) * np.log1p(np.abs(mean)),
+                     np.log(np.maximum(std, 1e-12)), np.log(np.abs(real).max(1))]
+        np.testing.assert_allclose(stats[i].numpy(), want, rtol=1e-4, atol=1e-4)
+    assert stats[3, 3] == pytest.approx(np.log(1e-12))  # std 0, floored
+
+
+def test_zscore_plus_scale_learns_what_zscore_throws_away():
+    rng = np.random.default_rng(0)
+    n = 80
+    y = np.arange(n) % 2
+    # Same noise shapes; class 1 has 1000x the amplitude of class 0, and
+    # the scales within each class spread over two orders of magnitude.
+    X = [(rng.normal(size=(1, int(m))) * 10.0 ** (rng.uniform(-1, 1) + 3 * y[i]))
+         .astype(np.float32) for i, m in enumerate(rng.integers(20, 40, n))]
+    params = dict(**TINY, max_epochs=30, random_state=0)
+    keep = Conv1DClassifier(normalize="zscore+scale", **params).fit(X[:60], y[:60])
+    plain = Conv1DClassifier(normalize="zscore", **params).fit(X[:60], y[:60])
+    assert keep.score(X[60:], y[60:]) >= 0.95
+    assert plain.score(X[60:], y[60:]) <= 0.75  # z-normalised, the classes look alike
+    # The network z-normalises: the shapes reach it as 'zscore' gives them,
+    # and rescaling a series changes only what the scale layers read.
+    assert isinstance(keep.module_, KeepScale)
+    proba = keep.predict_proba(X[60:])
+    assert not np.allclose(keep.predict_proba([x * 1e3 for x in X[60:]]), proba, atol=1e-3)
+    # Padding does not leak into the statistics: alone or batched, the same output.
+    alone = np.vstack([keep.predict_proba([x]) for x in X[60:64]])
+    np.testing.assert_allclose(alone, proba[:4], atol=1e-5)
+
+
+def test_zscore_plus_scale_keeps_the_networks_length_rules():
+    rng = np.random.default_rng(0)
+    X = [rng.normal(size=m).astype(np.float32) for m in rng.integers(10, 20, 12)]
+    y = np.arange(12) % 2
+    with pytest.raises(ValueError, match="forward takes no mask"):
+        Conv1DClassifier("convnet", normalize="zscore+scale", max_epochs=1).fit(X, y)
+    # Equal lengths: any architecture, an ensemble too.
+    X3 = rng.normal(size=(12, 2, 16)).astype(np.float32)
+    reg = Conv1DRegressor("convnet", normalize="zscore+scale", max_epochs=1,
+                          random_state=0).fit(X3, y.astype(float))
+    assert isinstance(reg.module_, KeepScale) and reg.predict(X3).shape == (12,)
+    ens = Conv1DClassifier(**TINY, normalize="zscore+scale", n_ensemble=2,
+                           max_epochs=1, random_state=0).fit(X3, y)
+    assert all(isinstance(m, KeepScale) for m in ens.module_.networks)
+    assert ens.predict_proba(X3).shape == (12, 2)
 
 
 def test_scale_spread_reads_the_real_length_of_each_series():

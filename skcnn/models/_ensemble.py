@@ -56,7 +56,15 @@ class Ensemble(nn.Module):
 
 
 def takes_mask(module):
-    """Whether ``module.forward`` accepts a ``mask`` (an ensemble: its members')."""
+    """Whether ``module.forward`` accepts a ``mask`` (an ensemble: its members').
+
+    A wrapper that passes the mask on (:class:`skcnn.models._scale.KeepScale`)
+    takes one when the network it wraps does.
+    """
     if isinstance(module, Ensemble):
         return takes_mask(module.networks[0])
+    from ._scale import KeepScale
+
+    if isinstance(module, KeepScale):
+        return takes_mask(module.network)
     return "mask" in inspect.signature(module.forward).parameters
