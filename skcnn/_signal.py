@@ -49,9 +49,10 @@ SIGNAL_CONSTRAINTS = {
     "group_by_length": ["boolean"],
 }
 
-# normalize='auto': z-normalise each series when, in some channel, the
-# series' standard deviations spread over more than this factor (90th / 10th
-# percentile): three orders of magnitude that a network cannot learn across.
+# normalize='auto': 'zscore+scale' (z-normalise each series, give the
+# network its scale) when, in some channel, the series' standard deviations
+# spread over more than this factor (90th / 10th percentile): three orders
+# of magnitude that a network cannot learn across.
 AUTO_NORMALIZE_SPREAD = 1000.0
 
 # max_epochs='auto': the rule's constants (documented in the estimators'
