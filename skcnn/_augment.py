@@ -10,6 +10,8 @@ import numbers
 
 import torch
 
+from .models._masking import masked_moments
+
 __all__ = ["AUGMENTATIONS", "Augmentation"]
 
 # name -> (default strength, what the strength is, its valid range as text).
@@ -150,11 +152,5 @@ class Augmentation:
 
     @staticmethod
     def _jitter(x, mask, sigma):
-        if mask is None:
-            std = x.std(dim=-1, keepdim=True, unbiased=False)
-        else:
-            m = mask[:, None, :].to(x.dtype)
-            count = m.sum(dim=-1, keepdim=True).clamp(min=1)
-            mean = (x * m).sum(dim=-1, keepdim=True) / count
-            std = (((x - mean) * m) ** 2).sum(dim=-1, keepdim=True).div(count).sqrt()
+        _, std = masked_moments(x, mask)
         return x + sigma * std * torch.randn_like(x)

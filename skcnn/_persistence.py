@@ -36,6 +36,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import models
 from ._utils import resolve_device, torch_seed
+from .models._masking import masked_moments
 
 __all__ = ["save", "load", "export_onnx"]
 
@@ -498,8 +499,7 @@ class _Exported(torch.nn.Module):
 def _normalize_series(x, method):
     """skcnn._sequences.normalize_series for equal-length series, in torch."""
     if method == "zscore":
-        shift = x.mean(dim=-1, keepdim=True)
-        scale = ((x - shift) ** 2).mean(dim=-1, keepdim=True).sqrt()
+        shift, scale = masked_moments(x, None)
     else:
         shift = x.amin(dim=-1, keepdim=True)
         scale = x.amax(dim=-1, keepdim=True) - shift

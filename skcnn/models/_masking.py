@@ -23,7 +23,7 @@ from ._layers import as_tuple, make_activation
 
 __all__ = ["ConvNormAct", "MaskedBatchNorm1d", "MaskedGAPNet", "NormAct",
            "SameConv1d", "check_mask", "fill_1d_doc", "masked_global_avg_pool",
-           "masked_max_pool_same", "per_layer", "zero_padding"]
+           "masked_max_pool_same", "masked_moments", "per_layer", "zero_padding"]
 
 
 _DOCS = {
@@ -102,6 +102,29 @@ def masked_global_avg_pool(x, mask):
         return x.mean(dim=-1)
     lengths = mask.sum(dim=-1, keepdim=True).clamp(min=1).to(x.dtype)
     return zero_padding(x, mask).sum(dim=-1) / lengths
+
+
+def masked_moments(x, mask):
+    """Mean and standard deviation (``ddof=0``) over each series' real steps.
+
+    Parameters
+    ----------
+    x : torch.Tensor of shape (n, C, L)
+        Series, left-aligned and zero-padded on the right.
+    mask : torch.Tensor of bool, shape (n, L), or None
+        Real time steps; ``None`` takes all ``L`` steps.
+
+    Returns
+    -------
+    mean, std : torch.Tensor of shape (n, C, 1)
+    """
+    if mask is None:
+        return x.mean(dim=-1, keepdim=True), x.std(dim=-1, keepdim=True, unbiased=False)
+    m = mask[:, None, :].to(x.dtype)
+    count = m.sum(dim=-1, keepdim=True).clamp(min=1)
+    mean = (x * m).sum(dim=-1, keepdim=True) / count
+    std = (((x - mean) * m) ** 2).sum(dim=-1, keepdim=True).div(count).sqrt()
+    return mean, std
 
 
 def masked_max_pool_same(x, mask, kernel_size=3):

@@ -13,7 +13,7 @@ linear layer adds what the scale statistics say to its output.
 import torch
 from torch import nn
 
-from ._masking import check_mask
+from ._masking import check_mask, masked_moments, zero_padding
 
 __all__ = ["KeepScale", "N_SCALE_FEATURES", "series_scale"]
 
@@ -34,7 +34,8 @@ def series_scale(x, mask=None):
     x : torch.Tensor of shape (n, C, L)
         Series, left-aligned and zero-padded on the right.
     mask : torch.Tensor of bool, shape (n, L), default=None
-        ``True`` on real time steps; ``None`` when every step is real.
+        ``True`` on real time steps (see :func:`check_mask`); ``None`` when
+        every step is real.
 
     Returns
     -------
@@ -47,16 +48,9 @@ def series_scale(x, mask=None):
         ``log(max |x|)`` (standard deviation and maximum floored at 1e-12),
         the channels' values one statistic after the other.
     """
-    mask = check_mask(x, mask)
-    if mask is None:
-        weights = torch.ones_like(x[:, :1, :])
-    else:
-        weights = mask[:, None, :].to(x.dtype)
-    count = weights.sum(dim=-1, keepdim=True).clamp(min=1)
-    mean = (x * weights).sum(dim=-1, keepdim=True) / count
-    centred = (x - mean) * weights
-    std = ((centred ** 2).sum(dim=-1, keepdim=True) / count).sqrt()
-    largest = (x.abs() * weights).amax(dim=-1, keepdim=True)
+    mean, std = masked_moments(x, mask)
+    largest = zero_padding(x.abs(), mask).amax(dim=-1, keepdim=True)
+    centred = zero_padding(x - mean, mask)
     constant = std == 0
     z = torch.where(constant, torch.zeros_like(x),
                     centred / torch.where(constant, torch.ones_like(std), std))
