@@ -235,13 +235,11 @@ normalize : {'auto', 'zscore', 'zscore+scale', 'minmax'} or None, default='auto'
         electrical currents). ``'zscore+scale'`` z-normalises inside the
         network and gives it back what z-normalising removed: each series'
         and channel's mean, standard deviation and largest absolute value,
-        on a log scale, go through batch norm to a linear layer whose
-        output is added to the network's (the same as adding them to the
-        features of FCN's or ResNet's last layer). ``'auto'`` chooses
-        ``'zscore+scale'`` when, in some channel, the 90th percentile of
-        the training series' standard deviations exceeds the 10th by more
-        than 1000 times, else ``None``; ``normalize_`` records the choice.
-        The user guide gives the measurements.
+        on a log scale, go through batch norm to a perceptron (one hidden
+        layer of 32 units) whose output is added to the network's.
+        {auto_normalize_doc}
+        ``normalize_`` records the choice; the user guide gives the
+        measurements.
     augment : str, list of str, dict or None, default=None
         Augment every training batch (never validation or prediction
         batches), drawn anew each epoch and reproducible with
@@ -402,7 +400,17 @@ IMAGE = dict(
               "square (64 values -> 8x8), else a ``1 x n_features`` strip."),
     spatial="height, width",
 )
+# normalize='auto', by task (SIGNAL_PARAMS' {auto_normalize_doc}).
+AUTO_NORMALIZE_CLASSIFIER = """``'auto'`` chooses ``'zscore+scale'`` when,
+        in some channel, the 90th percentile of the training series'
+        standard deviations exceeds the 10th by more than 1000 times, else
+        ``None``."""
+AUTO_NORMALIZE_REGRESSOR = """``'auto'`` chooses ``'zscore+scale'``: a
+        target often follows the series' level or amplitude as much as
+        their shape."""
+
 SIGNAL = dict(
+    auto_normalize_doc=AUTO_NORMALIZE_CLASSIFIER,
     auto_epochs_type=" or 'auto'",
     auto_epochs_doc=AUTO_EPOCHS_DOC.format(auto_steps=4000),
     ndim=1,

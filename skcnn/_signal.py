@@ -49,8 +49,8 @@ SIGNAL_CONSTRAINTS = {
     "group_by_length": ["boolean"],
 }
 
-# normalize='auto': 'zscore+scale' (z-normalise each series, give the
-# network its scale) when, in some channel, the series' standard deviations
+# normalize='auto' of a classifier: 'zscore+scale' (z-normalise each series,
+# give the network its scale) when, in some channel, the series' standard deviations
 # spread over more than this factor (90th / 10th percentile): three orders
 # of magnitude that a network cannot learn across.
 AUTO_NORMALIZE_SPREAD = 1000.0
@@ -134,9 +134,18 @@ class _SignalMixin:
         return X3, lengths, y
 
     def _resolve_normalize(self, X3, lengths):
-        """``normalize``, or what ``normalize='auto'`` picks for the training data."""
+        """``normalize``, or what ``normalize='auto'`` picks for the training data.
+
+        A regressor always keeps the scale ('zscore+scale'): a target
+        often follows a series' level or amplitude as much as its shape.
+        A classifier z-normalises only series whose scales spread over
+        ``AUTO_NORMALIZE_SPREAD``: on the others, z-normalising cost
+        classes that live in the channels' levels (JapaneseVowels).
+        """
         if self.normalize != "auto":
             return self.normalize
+        if not self._is_classifier():
+            return "zscore+scale"
         spread = scale_spread(X3, lengths)
         return "zscore+scale" if spread > AUTO_NORMALIZE_SPREAD else None
 
@@ -262,7 +271,8 @@ class _SignalMixin:
         if getattr(self, "normalize_", None) != "zscore+scale":
             return module, groups
         wrapped = KeepScale(module, self.input_shape_[0], n_outputs)
-        scale = [*wrapped.scale_norm.parameters(), *wrapped.scale_head.parameters()]
+        scale = [p for name, p in wrapped.named_parameters()
+                 if not name.startswith("network.")]
         groups = [(f"network.{name}", params) for name, params in groups]
         head_name, head = groups[-1]
         groups[-1] = (f"{head_name}+scale_head", [*head, *scale])

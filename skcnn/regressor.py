@@ -9,6 +9,7 @@ from ._base import BaseCNN
 from ._compat import StrOptions, _fit_context
 from ._docs import (
     AUTO_EPOCHS_DOC,
+    AUTO_NORMALIZE_REGRESSOR,
     COMMON_ATTRIBUTES,
     COMMON_PARAMS,
     IMAGE,
@@ -328,7 +329,8 @@ class CNNRegressor(_ImageMixin, _CNNRegressorBase):
 
 
 @fill_doc(
-    **{**SIGNAL, "auto_epochs_doc": AUTO_EPOCHS_DOC.format(auto_steps=2000)},
+    **{**SIGNAL, "auto_epochs_doc": AUTO_EPOCHS_DOC.format(auto_steps=2000),
+       "auto_normalize_doc": AUTO_NORMALIZE_REGRESSOR},
     params=COMMON_PARAMS, attributes=COMMON_ATTRIBUTES, recipe=REGRESSOR_RECIPE,
     loss_params=REGRESSOR_LOSS_PARAMS,
     summary="1-D convolutional neural network regressor for signals and series.",

@@ -7,7 +7,7 @@ on PLAID (electrical appliances' currents) three numbers per series, its
 mean, standard deviation and largest absolute value, tell the appliances
 apart almost as well as the z-normalised shapes do. :class:`KeepScale`
 wraps any 1-D network: the network sees the z-normalised series, and a
-linear layer adds what the scale statistics say to its output.
+small perceptron adds what the scale statistics say to its output.
 """
 
 import torch
@@ -20,6 +20,9 @@ __all__ = ["KeepScale", "N_SCALE_FEATURES", "series_scale"]
 # Statistics per channel: signed log of the mean, log of the standard
 # deviation, log of the largest absolute value.
 N_SCALE_FEATURES = 3
+
+# Hidden units of the perceptron that reads the statistics.
+SCALE_HIDDEN = 32
 
 # Floor of the standard deviation and largest value inside the logarithms:
 # a constant (zero) channel gets log(1e-12) instead of -inf.
@@ -67,11 +70,13 @@ class KeepScale(nn.Module):
 
     ``forward(x, mask)`` z-normalises each series and channel over its real
     time steps (:func:`series_scale`), passes the result to ``network``
-    and adds ``linear(batch_norm(stats))`` to its output, where ``stats``
-    are the per-channel mean, standard deviation and largest absolute value
-    of the raw series, on a log scale. For a network that ends in a linear
-    layer after global pooling (FCN, ResNet) this is the same as giving the
-    statistics to that layer beside the pooled features.
+    and adds ``linear(relu(linear(batch_norm(stats))))`` to its output
+    (32 hidden units), where ``stats`` are the per-channel mean, standard
+    deviation and largest absolute value of the raw series, on a log
+    scale. The hidden layer lets the output follow the statistics
+    themselves and not only their logarithms (a target proportional to the
+    amplitude); the last layer starts at zero, so training starts from the
+    network alone.
 
     Parameters
     ----------
@@ -89,7 +94,8 @@ class KeepScale(nn.Module):
         self.network = network
         n_stats = N_SCALE_FEATURES * in_channels
         self.scale_norm = nn.BatchNorm1d(n_stats)
-        self.scale_head = nn.Linear(n_stats, n_outputs, bias=False)
+        self.scale_hidden = nn.Linear(n_stats, SCALE_HIDDEN)
+        self.scale_head = nn.Linear(SCALE_HIDDEN, n_outputs, bias=False)
         nn.init.zeros_(self.scale_head.weight)  # starts as the network alone
 
     def forward(self, x, mask=None):
@@ -111,4 +117,5 @@ class KeepScale(nn.Module):
         out = (self.network(z) if mask is None
                else self.network(z, mask=mask))
         # (n, n_outputs), broadcast over an ensemble's stacked (k, n, ...) outputs.
-        return out + self.scale_head(self.scale_norm(stats))
+        hidden = torch.relu(self.scale_hidden(self.scale_norm(stats)))
+        return out + self.scale_head(hidden)
