@@ -62,14 +62,16 @@ print(f"train {X_train.shape}, test {X_test.shape}, "
 # Three models
 # ------------
 # The spectra differ mostly by a baseline shift and scale (the sample's
-# thickness and scattering); the fat shows in their shape. ``normalize=
-# 'zscore'`` standardises each spectrum on its own, at fit and predict time
-# alike. Everything else is the default of the 1-D estimators: the
-# ``'convnet'`` pyramid, Adam on batches of 16, a one-cycle schedule.
+# thickness and scattering); the fat shows in their shape. The regressor's
+# default ``normalize='auto'`` (``'zscore+scale'``) standardises each
+# spectrum on its own, at fit and predict time alike, and gives the network
+# each spectrum's level and amplitude beside its shape. The rest is the
+# default too: the ``'convnet'`` pyramid, Adam on batches of 16, a
+# one-cycle schedule.
 models = {
     "mean": DummyRegressor(),
     "RidgeCV": RidgeCV(alphas=np.logspace(-10, 3, 27)),
-    "Conv1DRegressor": Conv1DRegressor(normalize="zscore", random_state=0),
+    "Conv1DRegressor": Conv1DRegressor(random_state=0),
 }
 predictions = {}
 for name, model in models.items():
