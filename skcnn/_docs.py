@@ -60,7 +60,9 @@ architecture : str or nn.Module subclass, default={default_architecture}
         so images are passed in [0, 1]. Images of one size are taken at
         that size; images of different sizes get the weights' resize and
         centre crop (see ``input_size``). With a built-in architecture or
-        your own class: the path of a state dict of the same network.
+        your own class: the path of a state dict of the same network, such
+        as a fitted estimator's ``module_.state_dict()`` (with
+        ``normalize='zscore+scale'``, its scale perceptron loads too).
     freeze : {'none', 'backbone'} or int, default='none'
         Which layer groups train (groups run from the stem to the head, e.g.
         ResNet ``stem, layer1..layer4, fc``): ``'backbone'`` trains the new

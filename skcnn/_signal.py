@@ -33,8 +33,10 @@ import torch
 from sklearn.utils.validation import check_array, validate_data
 
 from ._augment import Augmentation
+from ._backbones import is_weights_file, read_state_dict
 from ._compat import Interval, StrOptions
 from ._data import batch_sizes, group_by_length
+from ._finetune import load_weights
 from ._images import to_unit_range
 from ._sequences import _is_nested, normalize_series, scale_spread, to_padded
 from .models._ensemble import Ensemble, takes_mask
@@ -263,14 +265,45 @@ class _SignalMixin:
                   for i, (name, _) in enumerate(built[0][1])]
         return module, groups
 
+    def _weights_keep_scale(self):
+        """Whether ``weights`` is a file saved from a :class:`KeepScale` network.
+
+        Such a file (``module_.state_dict()`` of a ``'zscore+scale'`` fit)
+        holds the scale perceptron beside the network's own layers, under
+        ``network.``; a file of the bare network holds neither.
+        """
+        if self.weights is None or not is_weights_file(self.weights):
+            return False
+        return any(key.startswith("scale_head.")
+                   for key in read_state_dict(self.weights))
+
+    def _load_weights(self, module, arch):
+        kept = self._weights_keep_scale()
+        normalize = getattr(self, "normalize_", None)
+        if kept and normalize == "zscore+scale":
+            return  # loaded into the wrapped network (_keep_scale)
+        if kept:
+            raise ValueError(
+                f"weights={self.weights!r} was saved from a network trained with "
+                f"normalize='zscore+scale' (its scale perceptron included), but "
+                f"this estimator's normalize resolves to {normalize!r}. "
+                f"Pass normalize='zscore+scale' to load it."
+            )
+        super()._load_weights(module, arch)
+
     def _keep_scale(self, module, groups, n_outputs):
         """Wrap the network in :class:`KeepScale` for ``normalize_='zscore+scale'``.
 
         The wrapper's scale layers join the last layer group (the head).
+        ``weights`` saved from such a wrapped network are loaded into it
+        whole; those of a bare network were loaded into ``module`` already,
+        and the scale perceptron starts from scratch.
         """
         if getattr(self, "normalize_", None) != "zscore+scale":
             return module, groups
         wrapped = KeepScale(module, self.input_shape_[0], n_outputs)
+        if self._weights_keep_scale():
+            load_weights(wrapped, self.weights, self.architecture)
         scale = [p for name, p in wrapped.named_parameters()
                  if not name.startswith("network.")]
         groups = [(f"network.{name}", params) for name, params in groups]

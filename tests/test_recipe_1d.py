@@ -316,6 +316,39 @@ def test_zscore_plus_scale_keeps_the_networks_length_rules():
     assert ens.predict_proba(X3).shape == (12, 2)
 
 
+def test_weights_file_of_a_zscore_plus_scale_network_round_trips(tmp_path):
+    # The user guide's round trip: save module_.state_dict(), pass the file
+    # as weights=. A 'zscore+scale' network (the regressor's default) holds
+    # the scale perceptron too, and loads whole.
+    rng = np.random.default_rng(0)
+    X = (10.0 ** rng.uniform(0, 2, (40, 1, 1)) * rng.normal(size=(40, 2, 16))).astype(np.float32)
+    y = X.std(axis=(1, 2))
+    first = Conv1DRegressor(**TINY, max_epochs=3, random_state=0).fit(X, y)
+    assert first.normalize_ == "zscore+scale"
+    path = tmp_path / "keep_scale.pt"
+    torch.save(first.module_.state_dict(), path)
+    again = Conv1DRegressor(**TINY, weights=str(path), freeze="backbone", lr=1e-12,
+                            max_epochs=1, random_state=1).fit(X, y)
+    conv = "network.features.0.0.weight"
+    assert torch.equal(again.module_.state_dict()[conv], first.module_.state_dict()[conv])
+    head = first.module_.scale_head.weight
+    assert head.abs().sum() > 0  # trained: a fresh head starts at zero
+    torch.testing.assert_close(again.module_.scale_head.weight, head)
+    # A bare network's file loads into the network; the perceptron starts afresh.
+    bare = Conv1DRegressor(**TINY, normalize=None, max_epochs=1, random_state=0).fit(X, y)
+    torch.save(bare.module_.state_dict(), path)
+    wrapped = Conv1DRegressor(**TINY, weights=str(path), freeze="backbone",
+                              max_epochs=1, random_state=1).fit(X, y)
+    assert torch.equal(wrapped.module_.network.features[0][0].weight,
+                       bare.module_.features[0][0].weight)
+    # A KeepScale file cannot load into a network without the scale path.
+    torch.save(first.module_.state_dict(), path)
+    with pytest.raises(ValueError, match="normalize='zscore\\+scale' \\(its scale "
+                                         "perceptron included\\), but this estimator's "
+                                         "normalize resolves to None"):
+        Conv1DRegressor(**TINY, normalize=None, weights=str(path), max_epochs=1).fit(X, y)
+
+
 def test_scale_spread_reads_the_real_length_of_each_series():
     from skcnn._sequences import scale_spread
 
