@@ -13,8 +13,15 @@ and ``aeon`` wheels, and in the same run the strongest peers:
 - for regression, predicting the training mean and a ridge regression on
   the standardised values (``RidgeCV``; equal-length sets);
 - with ``--peers sktime-cnn``, sktime's PyTorch ``CNNClassifierTorch`` (its
-  defaults). sktime's FCN, ResNet and InceptionTime classifiers need
-  TensorFlow; they are listed as skipped when it is missing.
+  defaults);
+- with ``--peers sktime-fcn sktime-resnet sktime-inceptiontime``, sktime's
+  PyTorch ports of the three published networks (``FCNClassifierTorch``,
+  ``ResNetClassifierTorch``, ``InceptionTimeClassifierTorch`` and their
+  regressors; equal-length sets only, as sktime accepts no other), with
+  the batch sizes of their papers (16, 64, 64) and sktime's other
+  defaults, for as many epochs as skcnn's ``max_epochs='auto'`` gives the
+  set (``--peer-epochs N`` for another count; their papers ran 2000, 1500
+  and 1500, hours a set on two CPU cores).
 
 It prints, per data set, test accuracy (RMSE for regression), the published
 FCN, ResNet, InceptionTime and MiniRocket figures (``REFERENCES.md``) and fit
@@ -31,7 +38,8 @@ neither are reported as missing. aeon need not be installed: point
 
     python benchmarks/ucr.py [--threads 2] [--seeds 0 1 2] [--datasets GunPoint]
                              [--archs [fcn resnet]] [--params lr=1e-3 batch_size=8]
-                             [--peers minirocket sktime-cnn] [--data-dir DIR]
+                             [--peers minirocket sktime-cnn sktime-fcn ...]
+                             [--peer-epochs N] [--data-dir DIR]
                              [--json results.json]
 
 A fit's time is the wall-clock time of ``fit`` alone. Goal (issue 12): the
@@ -42,6 +50,8 @@ set, each fit within 5 minutes on 2 CPU cores.
 
 import argparse
 import ast
+import functools
+import importlib
 import importlib.util
 import json
 import os
@@ -194,6 +204,50 @@ def run_sktime_cnn(name, data, seed):
     return {"score": score(name, pred, yt), "fit_s": fit_s}
 
 
+# sktime's PyTorch ports of the published networks: (module, class stem,
+# the batch size of the paper: Fawaz et al. 2019 for FCN and ResNet,
+# Ismail Fawaz et al. 2020 for InceptionTime).
+SKTIME_DEEP = {
+    "sktime-fcn": ("fcn", "FCN", 16),
+    "sktime-resnet": ("resnet", "ResNet", 64),
+    "sktime-inceptiontime": ("inceptiontime", "InceptionTime", 64),
+}
+
+
+def run_sktime_deep(key, epochs, name, data, seed):
+    """sktime's PyTorch FCN, ResNet or InceptionTime for ``epochs`` epochs."""
+    module, stem, batch_size = SKTIME_DEEP[key]
+    X, y, Xt, yt = data
+    if not isinstance(X, np.ndarray):
+        return None  # sktime's deep estimators take equal lengths only
+    task = "regression" if name in REGRESSION else "classification"
+    kind = "Regressor" if name in REGRESSION else "Classifier"
+    mod = importlib.import_module(f"sktime.{task}.deep_learning.{module}")
+    cls = getattr(mod, f"{stem}{kind}Torch")
+    est = cls(num_epochs=epochs, batch_size=min(batch_size, len(X)),
+              random_state=seed)
+    pred, fit_s = _timed(lambda: est.fit(X, y), lambda: est.predict(Xt))
+    return {"score": score(name, pred, yt), "fit_s": fit_s}
+
+
+def skcnn_epochs(name, data):
+    """The epochs of skcnn's ``max_epochs='auto'`` (defaults) for this set."""
+    from skcnn._signal import AUTO_EPOCHS, _padded_length, auto_max_epochs
+
+    X, y, _, _ = data
+    regression = name in REGRESSION
+    est = Conv1DRegressor() if regression else Conv1DClassifier()
+    if isinstance(X, np.ndarray):
+        length = X.shape[-1]
+    else:
+        from skcnn._sequences import to_padded
+
+        X3, lengths = to_padded(X)
+        length = _padded_length(X3, lengths, est.batch_size)
+    steps = AUTO_EPOCHS["regressor_steps" if regression else "steps"]
+    return auto_max_epochs(len(y), est.batch_size, length, steps=steps)
+
+
 def _in_child(run, name, data, seed, threads):
     torch.set_num_threads(threads)
     os.environ["NUMBA_NUM_THREADS"] = str(threads)
@@ -318,7 +372,10 @@ def main(argv=None):
     parser.add_argument("--params", nargs="+", default=[], metavar="NAME=VALUE",
                         help="estimator parameters instead of the defaults")
     parser.add_argument("--peers", nargs="*", default=["minirocket"],
-                        choices=["minirocket", "sktime-cnn"])
+                        choices=["minirocket", "sktime-cnn", *SKTIME_DEEP])
+    parser.add_argument("--peer-epochs", type=int, default=None,
+                        help="epochs of sktime's FCN/ResNet/InceptionTime "
+                             "(default: skcnn's max_epochs='auto' for the set)")
     parser.add_argument("--data-dir", action="append", default=[],
                         help="a folder holding <name>/<name>_TRAIN.ts (repeatable)")
     parser.add_argument("--json", help="also write the raw results here")
@@ -351,17 +408,26 @@ def main(argv=None):
         peers = {"minirocket": ("MiniRocket + ridge (sktime)", run_minirocket),
                  "sktime-cnn": ("sktime `CNNClassifierTorch`", run_sktime_cnn)}
         for key in args.peers:
-            label, run = peers[key]
+            if key in SKTIME_DEEP:
+                epochs = args.peer_epochs or skcnn_epochs(name, data)
+                stem = SKTIME_DEEP[key][1]
+                label = f"sktime `{stem}{'Regressor' if regression else 'Classifier'}Torch`"
+                run = functools.partial(run_sktime_deep, key, epochs)
+                extra[label] = f"{epochs} epochs, batch {SKTIME_DEEP[key][2]}"
+            else:
+                label, run = peers[key]
             try:
                 runs = [_isolated(run, name, data, seed, args.threads)
                         for seed in args.seeds]
             except ImportError as exc:
                 extra[label] = f"skipped: {exc}"
                 runs = []
-            runs = [r for r in runs if r is not None]
-            if runs:
-                rows[label] = [r["score"] for r in runs]
-                times[label] = [r["fit_s"] for r in runs]
+            ran = [r for r in runs if r is not None]
+            if ran:
+                rows[label] = [r["score"] for r in ran]
+                times[label] = [r["fit_s"] for r in ran]
+            elif runs:
+                extra[label] = "skipped: takes equal lengths only"
         if regression:
             for label, r in run_baselines(name, data).items():
                 rows[label], times[label] = [r["score"]], [r["fit_s"]]
@@ -374,11 +440,17 @@ def main(argv=None):
                   f"| {extra.get(label, '')} |")
             raw.append({"dataset": name, "model": label, "scores": scores,
                         "fit_s": times[label]})
+        for label, note in extra.items():
+            if label not in rows:
+                print(f"| {label} | | | {note} |")
         published = ", ".join(f"{k} {v:.4g}" for k, v in PUBLISHED[name].items())
         print(f"\nPublished: {published or 'none on this split'}.\n")
     print("## Summary\n")
-    for arch in args.archs:
-        label = "skcnn defaults" if arch is None else f"skcnn `{arch}`"
+    labels = ["skcnn defaults" if arch is None else f"skcnn `{arch}`"
+              for arch in args.archs]
+    labels += sorted({label for rows in results.values() for label in rows
+                      if label.startswith("sktime `") and "Classifier" in label})
+    for label in labels:
         for line in summarise(results, label):
             print(line)
     slow = [(r["dataset"], r["model"], statistics.mean(r["fit_s"])) for r in raw
@@ -387,9 +459,6 @@ def main(argv=None):
           + (", ".join(f"{n} {lab} {s:.0f} s" for n, lab, s in slow) or "none") + ".")
     if missing:
         print(f"- Not found (pass --data-dir): {', '.join(missing)}.")
-    if importlib.util.find_spec("tensorflow") is None:
-        print("- sktime's FCN, ResNet and InceptionTime classifiers: skipped "
-              "(they need TensorFlow, which is not installed).")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(raw, f, indent=1)
