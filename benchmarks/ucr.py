@@ -198,7 +198,7 @@ def run_sktime_cnn(name, data, seed):
 
     X, y, Xt, yt = data
     if name in REGRESSION or not isinstance(X, np.ndarray):
-        return None  # classification of equal-length series only
+        return {"skipped": "classifies equal-length series only"}
     est = CNNClassifierTorch(random_state=seed)
     pred, fit_s = _timed(lambda: est.fit(X, y), lambda: est.predict(Xt))
     return {"score": score(name, pred, yt), "fit_s": fit_s}
@@ -219,7 +219,7 @@ def run_sktime_deep(key, epochs, name, data, seed):
     module, stem, batch_size = SKTIME_DEEP[key]
     X, y, Xt, yt = data
     if not isinstance(X, np.ndarray):
-        return None  # sktime's deep estimators take equal lengths only
+        return {"skipped": "takes equal-length series only"}
     task = "regression" if name in REGRESSION else "classification"
     kind = "Regressor" if name in REGRESSION else "Classifier"
     mod = importlib.import_module(f"sktime.{task}.deep_learning.{module}")
@@ -422,12 +422,11 @@ def main(argv=None):
             except ImportError as exc:
                 extra[label] = f"skipped: {exc}"
                 runs = []
-            ran = [r for r in runs if r is not None]
-            if ran:
-                rows[label] = [r["score"] for r in ran]
-                times[label] = [r["fit_s"] for r in ran]
+            if runs and "skipped" in runs[0]:
+                extra[label] = f"skipped: {runs[0]['skipped']}"
             elif runs:
-                extra[label] = "skipped: takes equal lengths only"
+                rows[label] = [r["score"] for r in runs]
+                times[label] = [r["fit_s"] for r in runs]
         if regression:
             for label, r in run_baselines(name, data).items():
                 rows[label], times[label] = [r["score"]], [r["fit_s"]]
