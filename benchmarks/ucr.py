@@ -359,9 +359,17 @@ def summarise(results, label):
     return lines
 
 
+def _positive_int(text):
+    """``argparse`` type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=_positive_int, default=2)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--datasets", nargs="+", default=list(PUBLISHED),
                         choices=list(PUBLISHED))
@@ -373,7 +381,7 @@ def main(argv=None):
                         help="estimator parameters instead of the defaults")
     parser.add_argument("--peers", nargs="*", default=["minirocket"],
                         choices=["minirocket", "sktime-cnn", *SKTIME_DEEP])
-    parser.add_argument("--peer-epochs", type=int, default=None,
+    parser.add_argument("--peer-epochs", type=_positive_int, default=None,
                         help="epochs of sktime's FCN/ResNet/InceptionTime "
                              "(default: skcnn's max_epochs='auto' for the set)")
     parser.add_argument("--data-dir", action="append", default=[],
@@ -409,7 +417,8 @@ def main(argv=None):
                  "sktime-cnn": ("sktime `CNNClassifierTorch`", run_sktime_cnn)}
         for key in args.peers:
             if key in SKTIME_DEEP:
-                epochs = args.peer_epochs or skcnn_epochs(name, data)
+                epochs = (skcnn_epochs(name, data) if args.peer_epochs is None
+                          else args.peer_epochs)
                 stem = SKTIME_DEEP[key][1]
                 label = f"sktime `{stem}{'Regressor' if regression else 'Classifier'}Torch`"
                 run = functools.partial(run_sktime_deep, key, epochs)
