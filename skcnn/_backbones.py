@@ -164,7 +164,7 @@ def load_backbone(backbone, weights=None, *, progress=True):
     known = _torchvision_names() + ["efficientnet_lite0"]
     if timm is not None:
         known += timm.list_models()
-    close = difflib.get_close_matches(backbone, known, n=5)
+    close = difflib.get_close_matches(backbone, list(dict.fromkeys(known)), n=5)
     hint = f" Did you mean {close}?" if close else ""
     timm_note = "" if timm is not None else " (install timm for its models)"
     raise UnknownBackboneError(

@@ -22,6 +22,7 @@ from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from torch.optim import lr_scheduler
 
 from . import models
+from .models._registry import did_you_mean
 from ._checkpoint import Checkpoint, fingerprint
 from ._compat import Interval, StrOptions, _check_sample_weight
 from ._data import (
@@ -383,7 +384,8 @@ class BaseCNN(BaseEstimator):
                                     n_outputs=data_args["n_outputs"])
         except UnknownBackboneError as exc:
             raise UnknownBackboneError(
-                f"Unknown image (2-D) architecture {name!r}. Registered ones: "
+                f"Unknown image (2-D) architecture {name!r}."
+                f"{did_you_mean(name, self._ndim)} Registered ones: "
                 f"{models_list}; or a torchvision/timm backbone name "
                 f"('resnet18', 'efficientnet_b0'...). {exc}"
             ) from None

@@ -1,5 +1,6 @@
 """Bad input gets a clear ValueError/TypeError naming expected and received."""
 
+import ast
 import warnings
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import torch
 
 from skcnn import CNNClassifier, CNNRegressor, Conv1DClassifier
+from skcnn._backbones import load_backbone
 
 from .conftest import FAST
 
@@ -124,6 +126,26 @@ def test_unknown_architecture_and_unused_knob(small_digits):
         CNNClassifier("resnet9", max_epochs=1).fit(X, y)
     with pytest.raises(ValueError, match=r"architecture='resnet' does not use \['pooling'\]"):
         CNNClassifier("resnet", pooling="avg", max_epochs=1).fit(X, y)
+
+
+@pytest.mark.parametrize("estimator, name, match", [
+    (CNNClassifier, "lenet", r"architecture 'lenet'\. Did you mean 'lenet5'\?"),
+    (Conv1DClassifier, "inception",
+     r"architecture 'inception'\. Did you mean 'inceptiontime'\?"),
+])
+def test_misspelled_architecture_suggests_the_registered_one(estimator, name, match):
+    X = np.random.RandomState(0).rand(4, 1, 12, 12).astype(np.float32)
+    if estimator is Conv1DClassifier:
+        X = X[:, :, 0]
+    with pytest.raises(ValueError, match=match):
+        estimator(name, max_epochs=1).fit(X, [0, 1, 0, 1])
+
+
+def test_unknown_backbone_suggestions_are_distinct():
+    with pytest.raises(ValueError, match="Did you mean") as info:
+        load_backbone("lenet", None)
+    close = ast.literal_eval(str(info.value).split("Did you mean ")[1].split("?")[0])
+    assert close and len(close) == len(set(close))
 
 
 def test_misspelled_keyword_suggests_the_parameter(small_digits):
