@@ -275,8 +275,11 @@ SIGNAL_NOTES = """\
     Series formats: numpy ``(n, L)`` and ``(n, C, L)`` arrays (sktime's and
     aeon's ``numpy3D``), wide DataFrames (one row a series; column names
     are kept in ``feature_names_in_``), nested DataFrames (sktime's
-    ``nested_univ``: a cell a ``pd.Series``, a column a channel), and lists
-    of 1-D ``(L_i,)`` or 2-D ``(C, L_i)`` arrays (aeon's ``np-list``).
+    ``nested_univ``: a cell a ``pd.Series``, a column a channel), long
+    DataFrames (aeon's and sktime's ``pd-multiindex``: index (series,
+    time), a column a channel; the series in the order they first
+    appear), and lists of 1-D ``(L_i,)`` or 2-D ``(C, L_i)`` arrays
+    (aeon's ``np-list``).
     Series of unequal length are zero-padded on the right and masked:
     ``'fcn'``, ``'resnet'`` and ``'inceptiontime'`` give a series the same
     output however long the series it is batched with, and take series of

@@ -14,6 +14,10 @@ pandas wide DataFrame                       one row a univariate series
 pandas nested DataFrame                     sktime's ``nested_univ``: a cell
                                             a ``pd.Series``, a column a
                                             channel
+pandas long DataFrame                       aeon's and sktime's
+                                            ``pd-multiindex``: index
+                                            (series, time), a column a
+                                            channel
 list of 1-D arrays                          univariate, unequal lengths
 list of 2-D ``(C, L_i)`` arrays             aeon's ``np-list``
 ==========================================  =================================
@@ -31,8 +35,9 @@ __all__ = ["lengths_to_mask", "normalize_series", "to_padded"]
 
 _ACCEPTED = (
     "a numpy array of shape (n, L) or (n, C, L), a pandas DataFrame (wide: "
-    "one row a series; or nested: each cell a pd.Series, one column a "
-    "channel), or a list of 1-D (L_i,) or 2-D (C, L_i) arrays"
+    "one row a series; nested: each cell a pd.Series, one column a "
+    "channel; or long: a (series, time) MultiIndex, one column a channel), "
+    "or a list of 1-D (L_i,) or 2-D (C, L_i) arrays"
 )
 _NORMALIZATIONS = (None, "zscore", "minmax")
 
@@ -98,6 +103,41 @@ def _series_list_from_dataframe(X):
     return out
 
 
+def _check_numeric_columns(X, kind):
+    """TypeError naming the columns of ``X`` that hold neither numbers nor objects."""
+    non_numeric = [c for c in X.columns
+                   if not (pd.api.types.is_numeric_dtype(X[c])
+                           or X[c].dtype == object)]
+    if non_numeric:
+        raise TypeError(
+            f"A {kind} DataFrame must have numeric columns; columns "
+            f"{non_numeric[:5]} have dtypes "
+            f"{[str(X[c].dtype) for c in non_numeric[:5]]}."
+        )
+
+
+def _series_list_from_multiindex(X):
+    """The series of a long DataFrame (``pd-multiindex``), each as (C, L_i).
+
+    The first index level names the series (in the order they first
+    appear, which is the order of ``y``), the second the time steps (rows
+    in time order); a column is a channel.
+    """
+    if X.index.nlevels != 2:
+        raise ValueError(
+            f"A DataFrame with a MultiIndex must have two index levels "
+            f"(series, time), as aeon's and sktime's 'pd-multiindex'; got "
+            f"{X.index.nlevels} levels {list(X.index.names)}."
+        )
+    _check_numeric_columns(X, "long (MultiIndex)")
+    values = _numeric(X.to_numpy(dtype=object, na_value=np.nan, copy=True),
+                      "the DataFrame")
+    codes, _ = pd.factorize(X.index.get_level_values(0), sort=False)
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes))[:-1]
+    return [np.ascontiguousarray(rows.T) for rows in np.split(values[order], bounds)]
+
+
 def _is_nested(X):
     """Whether a DataFrame holds series in its cells (sktime's nested_univ)."""
     for column in X.columns:
@@ -158,9 +198,13 @@ def to_padded(X):
         - numpy array ``(n, L)`` (univariate) or ``(n, C, L)`` (aeon's and
           sktime's ``numpy3D``);
         - pandas DataFrame, wide (one row a univariate series, numeric
-          columns) or nested (sktime's ``nested_univ``: each cell a
+          columns), nested (sktime's ``nested_univ``: each cell a
           ``pd.Series`` or 1-D array, one column a channel; lengths may
-          differ between rows but not between the channels of a row);
+          differ between rows but not between the channels of a row) or
+          long (aeon's and sktime's ``pd-multiindex``: a two-level index
+          (series, time), one row a time step, one column a channel; the
+          series in the order they first appear, their rows in time
+          order);
         - list (or tuple) of 1-D arrays (univariate series, lengths may
           differ) or of 2-D ``(C, L_i)`` arrays (aeon's ``np-list``).
 
@@ -199,18 +243,12 @@ def to_padded(X):
             )
         X = X.to_frame()
     if isinstance(X, pd.DataFrame):
-        if _is_nested(X):
+        if isinstance(X.index, pd.MultiIndex):
+            series = _series_list_from_multiindex(X)
+        elif _is_nested(X):
             series = _series_list_from_dataframe(X)
         else:
-            non_numeric = [c for c in X.columns
-                           if not (pd.api.types.is_numeric_dtype(X[c])
-                                   or X[c].dtype == object)]
-            if non_numeric:
-                raise TypeError(
-                    f"A wide DataFrame must have numeric columns (one row a "
-                    f"series); columns {non_numeric[:5]} have dtypes "
-                    f"{[str(X[c].dtype) for c in non_numeric[:5]]}."
-                )
+            _check_numeric_columns(X, "wide (one row a series)")
             series = _numeric(X.to_numpy(dtype=object, na_value=np.nan, copy=True),
                               "the DataFrame")
     elif isinstance(X, (list, tuple)):

@@ -363,14 +363,15 @@ def _shape(X):
 def _is_series_container(X):
     """Whether X is a collection of series rather than an array of values.
 
-    Nested DataFrames, pandas Series of series, lists and tuples, and 1-D
-    object arrays go to :func:`to_padded`; numeric arrays, wide DataFrames,
-    sparse matrices and other array-likes to scikit-learn's validation.
+    Nested and long (MultiIndex) DataFrames, pandas Series of series, lists
+    and tuples, and 1-D object arrays go to :func:`to_padded`; numeric
+    arrays, wide DataFrames, sparse matrices and other array-likes to
+    scikit-learn's validation.
     """
     if isinstance(X, (list, tuple)):
         return True
     if isinstance(X, pd.DataFrame):
-        return _is_nested(X)
+        return isinstance(X.index, pd.MultiIndex) or _is_nested(X)
     if isinstance(X, pd.Series):
         return X.dtype == object
     return isinstance(X, np.ndarray) and X.dtype == object and X.ndim == 1

@@ -22,6 +22,20 @@ def nested(series):
                          for c in range(series[0].shape[0])})
 
 
+def long(series):
+    """A DataFrame in aeon's and sktime's pd-multiindex format.
+
+    Index (series, time), a column a channel; the series' ids are strings
+    whose sorted order is not the order they appear in.
+    """
+    frames = [pd.DataFrame(s.T, columns=[f"c{c}" for c in range(s.shape[0])],
+                           index=pd.MultiIndex.from_product(
+                               [[f"case{len(series) - i}"], range(s.shape[1])],
+                               names=["instance", "time"]))
+              for i, s in enumerate(series)]
+    return pd.concat(frames)
+
+
 EQUAL_FORMATS = {
     "numpy3D": lambda: EQUAL.astype(np.float64),
     "numpy3D-float32": lambda: EQUAL.copy(),
@@ -31,6 +45,7 @@ EQUAL_FORMATS = {
     "list-of-2D": lambda: list(EQUAL),
     "list-of-1D": lambda: [s for s in EQUAL[:, 0]],
     "tuple-of-lists": lambda: tuple(s.tolist() for s in EQUAL[:, 0]),
+    "pd-multiindex": lambda: long(EQUAL),
 }
 UNEQUAL_FORMATS = {
     "nested-dataframe": lambda: nested(UNEQUAL),
@@ -38,6 +53,7 @@ UNEQUAL_FORMATS = {
     "list-of-1D": lambda: [s[0] for s in UNEQUAL],
     "object-array-of-1D": lambda: np.array([s[0] for s in UNEQUAL], dtype=object),
     "list-of-pd-series": lambda: [pd.Series(s[0]) for s in UNEQUAL],
+    "pd-multiindex": lambda: long(UNEQUAL),
 }
 UNIVARIATE = {"numpy2D-univariate", "wide-dataframe", "list-of-1D",
               "tuple-of-lists", "object-array-of-1D", "list-of-pd-series"}
@@ -85,6 +101,31 @@ def test_sktime_formats_agree():
     np.testing.assert_array_equal(X3, X_numpy.astype(np.float32))
 
 
+def test_sktime_pd_multiindex_agrees_with_numpy3d():
+    datasets = pytest.importorskip("sktime.datasets")
+    X_long, _ = datasets.load_basic_motions(
+        split="train", return_X_y=True, return_type="pd-multiindex")
+    X_numpy, _ = datasets.load_basic_motions(
+        split="train", return_X_y=True, return_type="numpy3D")
+    X3, lengths = to_padded(X_long)
+    assert X3.shape == (40, 6, 100) and lengths is None
+    np.testing.assert_allclose(X3, X_numpy.astype(np.float32))
+
+
+def test_pd_multiindex_keeps_the_order_series_first_appear_in():
+    # Rows of one series need not be contiguous; ids sort otherwise.
+    X = long(UNEQUAL)
+    X = X.iloc[np.argsort(X.index.get_level_values(1), kind="stable")]
+    first = pd.unique(X.index.get_level_values(0))
+    assert list(first) != sorted(first)
+    X3, lengths = to_padded(X)
+    expected = {f"case{len(UNEQUAL) - i}": i for i in range(len(UNEQUAL))}
+    for k, case in enumerate(first):
+        i = expected[case]
+        assert lengths[k] == LENGTHS[i]
+        np.testing.assert_array_equal(X3[k, :, :lengths[k]], UNEQUAL[i])
+
+
 def test_sktime_unequal_length_multivariate():
     datasets = pytest.importorskip("sktime.datasets")
     X, _ = datasets.load_japanese_vowels(split="train", return_X_y=True)
@@ -119,6 +160,10 @@ def test_sktime_unequal_length_multivariate():
     (pd.DataFrame({"a": [pd.Series(["u", "v"])]}), TypeError,
      "row 0, column 'a' holds the non-numeric value 'u'"),
     (pd.Series([1.0, 2.0]), TypeError, "pass it as a list"),
+    (long(UNEQUAL).set_index(pd.Index([0] * 12, name="x"), append=True),
+     ValueError, r"two index levels \(series, time\).* got 3 levels"),
+    (long(UNEQUAL).assign(c1=pd.Timestamp(0)), TypeError,
+     r"long \(MultiIndex\) DataFrame must have numeric columns; columns \['c1'\]"),
     ({"a": [1.0]}, TypeError, "X must be a numpy array .* got dict"),
 ])
 def test_invalid_input_is_refused_with_a_clear_message(X, error, match):

@@ -78,6 +78,15 @@ def nested(X3):
                          for c in range(X3[0].shape[0])})
 
 
+def long(X3):
+    """aeon's and sktime's pd-multiindex: index (series, time), a column a channel."""
+    index = pd.MultiIndex.from_tuples(
+        [(i, t) for i, s in enumerate(X3) for t in range(s.shape[-1])],
+        names=["instance", "time"])
+    return pd.DataFrame(np.concatenate([s.T for s in X3]), index=index,
+                        columns=[f"dim_{c}" for c in range(X3[0].shape[0])])
+
+
 # -- every architecture -------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("cls", ESTIMATORS)
@@ -139,6 +148,7 @@ def _formats(X3):
     formats = {
         "numpy3D": X3,
         "nested-dataframe": nested(X3),
+        "pd-multiindex": long(X3),
         "list-of-2D": list(X3),
         "list-of-2D-float64": [s.astype(np.float64) for s in X3],
     }
@@ -164,9 +174,20 @@ def test_every_format_predicts_like_the_numpy_array(cls, channels):
         np.testing.assert_allclose(outputs(est, Xf), expected, atol=1e-6,
                                    err_msg=fmt)
     # Fitting on another format gives the same model.
-    refit = fit(cls, "resnet", formats["nested-dataframe"], y)
-    np.testing.assert_allclose(outputs(refit, X), expected, atol=1e-6)
-    assert not hasattr(refit, "feature_names_in_")
+    for fmt in ("nested-dataframe", "pd-multiindex"):
+        refit = fit(cls, "resnet", formats[fmt], y)
+        np.testing.assert_allclose(outputs(refit, X), expected, atol=1e-6,
+                                   err_msg=fmt)
+        assert not hasattr(refit, "feature_names_in_")
+
+
+def test_unequal_length_pd_multiindex_fits_like_the_list():
+    series, y = make_unequal(n=12)
+    as_list = fit(Conv1DClassifier, "fcn", series, y)
+    as_long = fit(Conv1DClassifier, "fcn", long([s[None] for s in series]), y)
+    np.testing.assert_allclose(outputs(as_long, series), outputs(as_list, series),
+                               atol=1e-6)
+    assert as_long.input_shape_ == as_list.input_shape_ == (1, max(map(len, series)))
 
 
 def test_wide_dataframe_keeps_scikit_learn_feature_names():
