@@ -91,25 +91,18 @@ def test_callers_data_is_neither_changed_nor_shared(fmt):
         assert not np.shares_memory(X3, X)
 
 
-def test_sktime_formats_agree():
+@pytest.mark.parametrize("loader, return_type, shape", [
+    ("load_italy_power_demand", "nested_univ", (67, 1, 24)),
+    ("load_basic_motions", "pd-multiindex", (40, 6, 100)),
+])
+def test_sktime_formats_agree(loader, return_type, shape):
     datasets = pytest.importorskip("sktime.datasets")
-    X_nested, _ = datasets.load_italy_power_demand(split="train", return_X_y=True)
-    X_numpy, _ = datasets.load_italy_power_demand(
-        split="train", return_X_y=True, return_type="numpy3D")
-    X3, lengths = to_padded(X_nested)
-    assert X3.shape == (67, 1, 24) and lengths is None
+    load = getattr(datasets, loader)
+    X, _ = load(split="train", return_X_y=True, return_type=return_type)
+    X_numpy, _ = load(split="train", return_X_y=True, return_type="numpy3D")
+    X3, lengths = to_padded(X)
+    assert X3.shape == shape and lengths is None
     np.testing.assert_array_equal(X3, X_numpy.astype(np.float32))
-
-
-def test_sktime_pd_multiindex_agrees_with_numpy3d():
-    datasets = pytest.importorskip("sktime.datasets")
-    X_long, _ = datasets.load_basic_motions(
-        split="train", return_X_y=True, return_type="pd-multiindex")
-    X_numpy, _ = datasets.load_basic_motions(
-        split="train", return_X_y=True, return_type="numpy3D")
-    X3, lengths = to_padded(X_long)
-    assert X3.shape == (40, 6, 100) and lengths is None
-    np.testing.assert_allclose(X3, X_numpy.astype(np.float32))
 
 
 def test_pd_multiindex_keeps_the_order_series_first_appear_in():
