@@ -42,9 +42,10 @@ architecture : str or nn.Module subclass, default={default_architecture}
         Dropout probability in the dense head.
     hidden_units : int or sequence of int, default=None
         Hidden layers of the dense head; ``()`` for a single linear layer.
-    activation : {'relu', 'leaky_relu', 'elu', 'gelu', 'silu', 'tanh', \
-'sigmoid'}, default=None
-        Activation function of the built-in architectures.
+    activation : {'relu', 'leaky_relu', 'elu', 'gelu', 'silu', 'swish', \
+'tanh', 'sigmoid'}, default=None
+        Activation function of the built-in architectures (``'swish'`` is
+        ``'silu'``, under Keras's name).
     weights : str, path or None, default=None
         Initial weights. With a torchvision/timm backbone name as
         ``architecture`` (``'resnet18'``, ``'efficientnet_b0'``,

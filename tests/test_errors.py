@@ -108,7 +108,7 @@ def test_sparse_input(small_digits):
 
 @pytest.mark.parametrize("params,match", [
     ({"lr": -1}, r"The 'lr' parameter of CNNClassifier must be a float in the range \(0.0, inf\)\. Got -1"),
-    ({"activation": "swish"}, "The 'activation' parameter of CNNClassifier must be"),
+    ({"activation": "mish"}, "The 'activation' parameter of CNNClassifier must be"),
     ({"optimizer": "adamax"}, "The 'optimizer' parameter of CNNClassifier must be"),
     ({"pooling": "median"}, "The 'pooling' parameter"),
     ({"lr_schedule": "step"}, "The 'lr_schedule' parameter"),

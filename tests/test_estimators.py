@@ -239,6 +239,8 @@ def test_custom_module_class_with_lazy_layers_and_routing(small_digits):
      == [16, 8, 10]),
     ("activation", "gelu", lambda m: any(
         isinstance(x, torch.nn.GELU) for x in m.modules())),
+    ("activation", "swish", lambda m: any(
+        isinstance(x, torch.nn.SiLU) for x in m.modules())),
 ])
 def test_knobs_reach_the_network(small_digits, knob, value, check):
     X, y = small_digits

@@ -134,7 +134,7 @@ def _expect_failure(request, name):
 def test_bad_knob_values_raise(name):
     knobs = _knobs(name)
     with pytest.raises(ValueError, match="activation"):
-        _build(name, activation="swish")
+        _build(name, activation="mish")
     if "pooling" in knobs:
         with pytest.raises(ValueError, match="pooling"):
             _build(name, pooling="median")

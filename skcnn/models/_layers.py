@@ -11,6 +11,7 @@ ACTIVATIONS = {
     "elu": nn.ELU,
     "gelu": nn.GELU,
     "silu": nn.SiLU,
+    "swish": nn.SiLU,  # Keras's name for SiLU (x * sigmoid(x))
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
 }
