@@ -248,6 +248,29 @@ def test_knobs_reach_the_network(small_digits, knob, value, check):
     assert check(clf.module_)
 
 
+@pytest.mark.parametrize("cls, X_of", [
+    (CNNClassifier, lambda X: X),
+    (Conv1DClassifier, lambda X: X.reshape(len(X), 1, -1)),
+])
+def test_separable_convolutions_through_module_routing(small_digits, cls, X_of):
+    X, y = small_digits
+    X = X_of(X)
+    full = cls("convnet", max_epochs=1, random_state=0).fit(X, y)
+    sep = cls("convnet", max_epochs=1, random_state=0,
+              module__separable=True).fit(X, y)
+    convs = [m for m in sep.module_.features.modules()
+             if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d))]
+    # The first convolution stays full; the second is depthwise + pointwise.
+    assert [c.groups for c in convs] == [1, 32, 1]
+    assert convs[2].kernel_size in ((1,), (1, 1))
+
+    def n_weights(est):
+        return sum(p.numel() for p in est.module_.features.parameters())
+
+    assert n_weights(sep) < 0.5 * n_weights(full)
+    assert sep.predict(X).shape == (len(X),)
+
+
 def test_set_params_rebuilds_the_network(small_digits):
     X, y = small_digits
     clf = CNNClassifier(**FAST).fit(X, y)

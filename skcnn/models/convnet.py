@@ -39,12 +39,19 @@ class ConvNet(nn.Module):
         Activation function (see ``skcnn.models.ACTIVATIONS``).
     convs_per_block : int, default=1
         Convolutions per block before pooling.
+    separable : bool, default=False
+        Depthwise separable convolutions (a per-channel convolution, then
+        a 1x1 one across channels; Xception, MobileNet) in place of every
+        convolution but the first, which stays full as in those networks
+        (on one or three input channels a per-channel convolution would
+        learn one filter per channel). Fewer weights and operations; from
+        an estimator: ``module__separable=True``.
     """
 
     def __init__(self, ndim, *, in_channels, n_outputs, input_size,
                  channels=(32, 64), kernel_size=3, pooling="max", batch_norm=True,
                  dropout=0.25, hidden_units=(128,), activation="relu",
-                 convs_per_block=1):
+                 convs_per_block=1, separable=False):
         super().__init__()
         channels = as_tuple(channels, "channels")
         hidden_units = () if hidden_units in (None, 0) else as_tuple(
@@ -55,7 +62,8 @@ class ConvNet(nn.Module):
             for _ in range(convs_per_block):
                 layers.append(conv_bn_act(ndim, c_in, c_out, kernel_size,
                                           activation=activation,
-                                          batch_norm_=batch_norm))
+                                          batch_norm_=batch_norm,
+                                          separable=separable and bool(layers)))
                 c_in = c_out
             layers.append(pool_layer(ndim, pooling, 2))
         self.features = nn.Sequential(*layers, nn.Flatten())
@@ -68,36 +76,39 @@ class ConvNet(nn.Module):
 
 
 def _build(ndim, in_channels, n_outputs, input_size, channels, kernel_size,
-           pooling, batch_norm, dropout, hidden_units, activation, convs_per_block):
+           pooling, batch_norm, dropout, hidden_units, activation, convs_per_block,
+           separable):
     return ConvNet(ndim, in_channels=in_channels, n_outputs=n_outputs,
                    input_size=input_size, channels=channels,
                    kernel_size=kernel_size, pooling=pooling,
                    batch_norm=batch_norm, dropout=dropout,
                    hidden_units=hidden_units, activation=activation,
-                   convs_per_block=convs_per_block)
+                   convs_per_block=convs_per_block, separable=separable)
 
 
 @register_model("convnet", ndim=2)
 def convnet(*, in_channels, n_outputs, input_size, channels=(32, 64),
             kernel_size=3, pooling="max", batch_norm=True, dropout=0.25,
-            hidden_units=(128,), activation="relu", convs_per_block=1):
+            hidden_units=(128,), activation="relu", convs_per_block=1,
+            separable=False):
     """Configurable image pyramid (the default of ``CNNClassifier``).
 
     See :class:`ConvNet` for the parameters.
     """
     return _build(2, in_channels, n_outputs, input_size, channels, kernel_size,
                   pooling, batch_norm, dropout, hidden_units, activation,
-                  convs_per_block)
+                  convs_per_block, separable)
 
 
 @register_model("convnet", ndim=1)
 def convnet1d(*, in_channels, n_outputs, input_size, channels=(32, 64),
               kernel_size=5, pooling="max", batch_norm=True, dropout=0.25,
-              hidden_units=(128,), activation="relu", convs_per_block=1):
+              hidden_units=(128,), activation="relu", convs_per_block=1,
+              separable=False):
     """Configurable signal pyramid (the default of ``Conv1DClassifier``).
 
     See :class:`ConvNet` for the parameters.
     """
     return _build(1, in_channels, n_outputs, input_size, channels, kernel_size,
                   pooling, batch_norm, dropout, hidden_units, activation,
-                  convs_per_block)
+                  convs_per_block, separable)
