@@ -30,6 +30,7 @@ install 'skcnn[explain]'``); :func:`activations` and :func:`filters` need
 only torch.
 """
 
+import warnings
 from collections import Counter
 from numbers import Integral, Real
 
@@ -44,7 +45,8 @@ from .models._layers import dry_run
 
 __all__ = ["activations", "filters", "grad_cam", "occlusion", "saliency"]
 
-SALIENCY_METHODS = ("gradient", "integrated_gradients", "smoothgrad")
+SALIENCY_METHODS = ("gradient", "guided_backprop", "integrated_gradients",
+                    "smoothgrad")
 
 
 def _captum():
@@ -94,15 +96,20 @@ def _inputs(estimator, X):
     return x, mask
 
 
+class _Masked(nn.Module):
+    """``module`` called as ``f(x, mask)``: a module, so captum finds its ReLUs."""
+
+    def __init__(self, module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, x, mask):
+        return self.module(x, mask=mask)
+
+
 def _call(module, mask):
-    """The forward function given to captum: ``f(x[, mask])``."""
-    if mask is None:
-        return module
-
-    def forward(x, m):
-        return module(x, mask=m)
-
-    return forward
+    """The forward module given to captum: ``f(x[, mask])``."""
+    return module if mask is None else _Masked(module)
 
 
 def _outputs(module, x, mask):
@@ -248,9 +255,14 @@ def saliency(estimator, X, target=None, *, method="gradient", n_samples=20,
         per sample); for a regressor with several outputs, an output index.
         Classifiers are explained through their logits, regressors through
         their (standardised) output.
-    method : {'gradient', 'integrated_gradients', 'smoothgrad'}, default='gradient'
+    method : {'gradient', 'guided_backprop', 'integrated_gradients', \
+'smoothgrad'}, default='gradient'
         ``'gradient'``: the absolute gradient, maximum over channels
-        (Simonyan et al. 2014). ``'smoothgrad'``: the absolute gradient
+        (Simonyan et al. 2014). ``'guided_backprop'``: the gradient with
+        every ``nn.ReLU`` letting only positive gradients back through
+        (Springenberg et al. 2015), absolute and maximum over channels
+        (signed with ``keep_channels=True``); ReLUs called as functions
+        are not guided. ``'smoothgrad'``: the absolute gradient
         averaged over ``n_samples`` noisy copies of each input (Smilkov et
         al. 2017), maximum over channels. ``'integrated_gradients'``: the
         gradient integrated along the straight path from ``baseline`` to the
@@ -269,7 +281,7 @@ def saliency(estimator, X, target=None, *, method="gradient", n_samples=20,
         the mean of z-normalised series).
     keep_channels : bool, default=False
         Return ``(n, C, *spatial)``, one map per channel, without the
-        reduction over channels.
+        reduction over channels (``'guided_backprop'``: signed).
     batch_size : int, default=32
         Samples per backward pass.
 
@@ -286,6 +298,13 @@ def saliency(estimator, X, target=None, *, method="gradient", n_samples=20,
         if method == "gradient":
             a = attr.Saliency(forward).attribute(
                 x, target=target, abs=True, additional_forward_args=extra)
+            return _reduce_channels(a, "max_abs", keep_channels)
+        if method == "guided_backprop":
+            with warnings.catch_warnings():  # captum's note that it hooks the ReLUs
+                warnings.filterwarnings("ignore", "Setting backward hooks on ReLU",
+                                        UserWarning)
+                a = attr.GuidedBackprop(forward).attribute(
+                    x, target=target, additional_forward_args=extra)
             return _reduce_channels(a, "max_abs", keep_channels)
         if method == "smoothgrad":
             span = float(x.detach().max() - x.detach().min()) or 1.0

@@ -191,6 +191,7 @@ class HistoryDisplay:
 
 _METHOD_TITLES = {"grad_cam": "Grad-CAM", "saliency": "saliency",
                   "smoothgrad": "SmoothGrad",
+                  "guided_backprop": "guided backprop",
                   "integrated_gradients": "integrated gradients",
                   "occlusion": "occlusion"}
 
@@ -204,7 +205,7 @@ def _explain(estimator, X, method, target):
         return inspection.occlusion(estimator, X, target)
     if method in ("saliency", "gradient"):
         return inspection.saliency(estimator, X, target)
-    if method in ("smoothgrad", "integrated_gradients"):
+    if method in ("smoothgrad", "guided_backprop", "integrated_gradients"):
         return inspection.saliency(estimator, X, target, method=method)
     raise ValueError(
         f"methods must be among {sorted(_METHOD_TITLES)}; got {method!r}."
@@ -262,8 +263,8 @@ class AttributionDisplay:
             A few samples, in any format the estimator accepts.
         methods : sequence of str, default=('grad_cam', 'saliency', 'occlusion')
             Among ``'grad_cam'``, ``'saliency'``, ``'smoothgrad'``,
-            ``'integrated_gradients'`` and ``'occlusion'`` (default
-            settings of each function).
+            ``'guided_backprop'``, ``'integrated_gradients'`` and
+            ``'occlusion'`` (default settings of each function).
         target : label or array-like, default=None
             See :func:`skcnn.inspection.saliency`; ``None``: the predicted class.
         ax : array of matplotlib Axes, default=None

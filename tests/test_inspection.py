@@ -1,5 +1,6 @@
 """skcnn.inspection: attributions land on the evidence, on every input format."""
 
+import copy
 import sys
 
 import numpy as np
@@ -110,6 +111,8 @@ def unequal1d():
 METHODS = {
     "grad_cam": inspection.grad_cam,
     "saliency": inspection.saliency,
+    "guided_backprop": lambda est, X: inspection.saliency(
+        est, X, method="guided_backprop"),
     "integrated_gradients": lambda est, X: inspection.saliency(
         est, X, method="integrated_gradients"),
     "occlusion": lambda est, X: inspection.occlusion(est, X, window=3, stride=1),
@@ -155,6 +158,42 @@ def test_masked_series_attributions(unequal1d, method):
     end = lengths[short] - (2 if method == "occlusion" else 0)
     np.testing.assert_allclose(alone[0, :end], A[short, :end], rtol=1e-3,
                                atol=1e-5 * np.abs(A[short]).max())
+
+
+class _GuidedReLU(torch.autograd.Function):
+    """ReLU whose backward passes only positive gradients (Springenberg et al.)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad.clamp(min=0) * (x > 0)
+
+
+class _Guided(nn.Module):
+    def forward(self, x):
+        return _GuidedReLU.apply(x)
+
+
+def test_guided_backprop_passes_only_positive_gradients_through_relus(images2d):
+    clf, X, _, _ = images2d
+    X = X[:6]
+    A = inspection.saliency(clf, X, method="guided_backprop", keep_channels=True)
+    guided = copy.deepcopy(clf.module_).eval()
+    for seq in (m for m in guided.modules() if isinstance(m, nn.Sequential)):
+        for i, layer in enumerate(seq):
+            if isinstance(layer, nn.ReLU):
+                seq[i] = _Guided()
+    x = torch.from_numpy(X[:, None]).requires_grad_()
+    out = guided(x)
+    out.gather(1, out.argmax(1, keepdim=True)).sum().backward()
+    np.testing.assert_allclose(A, x.grad.numpy(), rtol=1e-5, atol=1e-7)
+    plain = inspection.saliency(clf, X, keep_channels=True)
+    assert not np.allclose(np.abs(A), plain, atol=1e-4)
 
 
 def test_default_layer_is_the_last_conv_block(images2d, series1d):

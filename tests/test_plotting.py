@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from skcnn import CNNClassifier, Conv1DClassifier, Conv1DRegressor
+from skcnn.inspection import saliency
 from skcnn.plotting import (
     AttributionDisplay,
     EmbeddingDisplay,
@@ -93,9 +94,13 @@ def test_attribution_display_series(series_clf):
     pytest.importorskip("captum")
     clf, X, _ = series_clf
     display = AttributionDisplay.from_estimator(
-        clf, [X[0], X[1, :20]], methods=("grad_cam", "occlusion"))
-    assert display.axes_.shape == (2, 2)
-    assert len(display.collections_) == 4
+        clf, [X[0], X[1, :20]], methods=("grad_cam", "occlusion", "guided_backprop"))
+    assert display.axes_.shape == (2, 3)
+    assert len(display.collections_) == 6
+    assert display.axes_[0, 2].get_title().startswith("guided backprop")
+    np.testing.assert_array_equal(
+        display.attributions["guided_backprop"],
+        saliency(clf, [X[0], X[1, :20]], method="guided_backprop"))
     # the shorter series is drawn without its padding
     assert len(display.axes_[1, 0].collections[0].get_offsets()) == 20
     assert len(display.axes_[0, 0].get_lines()) == 1
