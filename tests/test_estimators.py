@@ -271,6 +271,23 @@ def test_separable_convolutions_through_module_routing(small_digits, cls, X_of):
     assert sep.predict(X).shape == (len(X),)
 
 
+def test_dilation_through_module_routing(small_digits):
+    X, y = small_digits
+    X = X.reshape(len(X), 1, -1)  # 64-step series
+    plain = Conv1DClassifier("convnet", max_epochs=1, random_state=0).fit(X, y)
+    dilated = Conv1DClassifier("convnet", max_epochs=1, random_state=0,
+                               module__dilation=(1, 4)).fit(X, y)
+    convs = [m for m in dilated.module_.modules() if isinstance(m, torch.nn.Conv1d)]
+    assert [c.dilation for c in convs] == [(1,), (4,)]
+    # The same weights, spread over a wider receptive field.
+    assert ([p.shape for p in dilated.module_.parameters()]
+            == [p.shape for p in plain.module_.parameters()])
+    assert dilated.predict_proba(X).shape == (len(X), 10)
+    with pytest.raises(ValueError, match=r"dilation must be an int or one int per "
+                                         r"stage \(2 stages\); got \(1, 2, 4\)"):
+        Conv1DClassifier("convnet", max_epochs=1, module__dilation=(1, 2, 4)).fit(X, y)
+
+
 def test_set_params_rebuilds_the_network(small_digits):
     X, y = small_digits
     clf = CNNClassifier(**FAST).fit(X, y)

@@ -70,7 +70,8 @@ def global_pool(ndim, kind="avg"):
 
 
 def conv_bn_act(ndim, in_channels, out_channels, kernel_size, *, activation="relu",
-                batch_norm_=True, stride=1, padding="same", groups=1, separable=False):
+                batch_norm_=True, stride=1, padding="same", groups=1, separable=False,
+                dilation=1):
     """Convolution (+ batch norm) + activation.
 
     ``padding='same'`` keeps the spatial size (for stride 1): an odd or even
@@ -79,18 +80,22 @@ def conv_bn_act(ndim, in_channels, out_channels, kernel_size, *, activation="rel
     ``kernel_size`` convolution of each input channel alone, then a 1x1
     convolution that mixes the channels, with ``k * C_in + C_in * C_out``
     weights instead of ``k * C_in * C_out`` (``k`` the kernel's size).
+    ``dilation`` spaces the kernel's taps (``dilation - 1`` steps between
+    them): a receptive field of ``dilation * (kernel_size - 1) + 1`` with
+    the same weights.
     """
     if padding == "same" and stride != 1:
-        padding = kernel_size // 2
+        padding = dilation * (kernel_size // 2)
     if separable:
         layers = [conv_layer(ndim, in_channels, in_channels, kernel_size, stride=stride,
-                             padding=padding, groups=in_channels, bias=False),
+                             padding=padding, dilation=dilation, groups=in_channels,
+                             bias=False),
                   conv_layer(ndim, in_channels, out_channels, 1, groups=groups,
                              bias=not batch_norm_)]
     else:
         layers = [conv_layer(ndim, in_channels, out_channels, kernel_size,
-                             stride=stride, padding=padding, groups=groups,
-                             bias=not batch_norm_)]
+                             stride=stride, padding=padding, dilation=dilation,
+                             groups=groups, bias=not batch_norm_)]
     if batch_norm_:
         layers.append(batch_norm(ndim, out_channels))
     layers.append(make_activation(activation))

@@ -2,7 +2,7 @@
 
 from torch import nn
 
-from ._layers import as_tuple, conv_bn_act, dense_head, flat_size, pool_layer
+from ._layers import as_tuple, conv_bn_act, dense_head, flat_size, per_stage, pool_layer
 from ._registry import register_model
 
 
@@ -46,24 +46,31 @@ class ConvNet(nn.Module):
         (on one or three input channels a per-channel convolution would
         learn one filter per channel). Fewer weights and operations; from
         an estimator: ``module__separable=True``.
+    dilation : int or sequence of int, default=1
+        Dilation of the convolutions, one for all blocks or one per block
+        (``(1, 2, 4)``: WaveNet's doubling): a kernel of size ``k`` spans
+        ``dilation * (k - 1) + 1`` steps with ``k`` weights. From an
+        estimator: ``module__dilation=2``.
     """
 
     def __init__(self, ndim, *, in_channels, n_outputs, input_size,
                  channels=(32, 64), kernel_size=3, pooling="max", batch_norm=True,
                  dropout=0.25, hidden_units=(128,), activation="relu",
-                 convs_per_block=1, separable=False):
+                 convs_per_block=1, separable=False, dilation=1):
         super().__init__()
         channels = as_tuple(channels, "channels")
+        dilations = per_stage(dilation, len(channels), "dilation")
         hidden_units = () if hidden_units in (None, 0) else as_tuple(
             hidden_units, "hidden_units")
         layers = []
         c_in = in_channels
-        for c_out in channels:
+        for c_out, d in zip(channels, dilations):
             for _ in range(convs_per_block):
                 layers.append(conv_bn_act(ndim, c_in, c_out, kernel_size,
                                           activation=activation,
                                           batch_norm_=batch_norm,
-                                          separable=separable and bool(layers)))
+                                          separable=separable and bool(layers),
+                                          dilation=d))
                 c_in = c_out
             layers.append(pool_layer(ndim, pooling, 2))
         self.features = nn.Sequential(*layers, nn.Flatten())
@@ -77,38 +84,39 @@ class ConvNet(nn.Module):
 
 def _build(ndim, in_channels, n_outputs, input_size, channels, kernel_size,
            pooling, batch_norm, dropout, hidden_units, activation, convs_per_block,
-           separable):
+           separable, dilation):
     return ConvNet(ndim, in_channels=in_channels, n_outputs=n_outputs,
                    input_size=input_size, channels=channels,
                    kernel_size=kernel_size, pooling=pooling,
                    batch_norm=batch_norm, dropout=dropout,
                    hidden_units=hidden_units, activation=activation,
-                   convs_per_block=convs_per_block, separable=separable)
+                   convs_per_block=convs_per_block, separable=separable,
+                   dilation=dilation)
 
 
 @register_model("convnet", ndim=2)
 def convnet(*, in_channels, n_outputs, input_size, channels=(32, 64),
             kernel_size=3, pooling="max", batch_norm=True, dropout=0.25,
             hidden_units=(128,), activation="relu", convs_per_block=1,
-            separable=False):
+            separable=False, dilation=1):
     """Configurable image pyramid (the default of ``CNNClassifier``).
 
     See :class:`ConvNet` for the parameters.
     """
     return _build(2, in_channels, n_outputs, input_size, channels, kernel_size,
                   pooling, batch_norm, dropout, hidden_units, activation,
-                  convs_per_block, separable)
+                  convs_per_block, separable, dilation)
 
 
 @register_model("convnet", ndim=1)
 def convnet1d(*, in_channels, n_outputs, input_size, channels=(32, 64),
               kernel_size=5, pooling="max", batch_norm=True, dropout=0.25,
               hidden_units=(128,), activation="relu", convs_per_block=1,
-              separable=False):
+              separable=False, dilation=1):
     """Configurable signal pyramid (the default of ``Conv1DClassifier``).
 
     See :class:`ConvNet` for the parameters.
     """
     return _build(1, in_channels, n_outputs, input_size, channels, kernel_size,
                   pooling, batch_norm, dropout, hidden_units, activation,
-                  convs_per_block, separable)
+                  convs_per_block, separable, dilation)
