@@ -322,7 +322,12 @@ class BaseCNN(BaseEstimator):
         knobs = {k: getattr(self, k) for k in KNOBS if getattr(self, k) is not None}
         arch = self.architecture
         if isinstance(arch, str) and arch not in models.list_models(self._ndim):
-            return self._make_pretrained(arch, data_args, knobs, module_kwargs)
+            module, groups = self._make_pretrained(arch, data_args, knobs, module_kwargs)
+            self._dry_run(module, hint=(
+                f" {arch!r} may need larger images: pass input_size=(height, "
+                f"width) to resize them (e.g. the size its weights were trained "
+                f"at, often 224)." if self._ndim == 2 else ""))
+            return module, groups
         if isinstance(arch, str):
             builder = models.get_model_builder(arch, ndim=self._ndim)
             accepted = inspect.signature(builder).parameters
@@ -351,18 +356,25 @@ class BaseCNN(BaseEstimator):
                 f"({models.list_models(self._ndim)}), a torchvision/timm backbone "
                 f"name, or an nn.Module subclass; got {arch!r}."
             )
-        # Sizes lazy layers, and refuses data the network cannot take (inputs
-        # smaller than a kernel...) before training, with a ValueError.
+        self._dry_run(module)
+        if self.weights is not None:
+            self._load_weights(module, arch)
+        return module, layer_groups(module)
+
+    def _dry_run(self, module, hint=""):
+        """One forward pass of zeros shaped like the data, before training.
+
+        Sizes lazy layers, and refuses data the network cannot take (inputs
+        smaller than a kernel...) with a ValueError instead of a torch error
+        in the first batch.
+        """
         try:
             dry_run(module, self.input_shape_)
         except Exception as exc:
             raise ValueError(
                 f"The network failed on an input of per-sample shape "
-                f"{self.input_shape_}: {exc}"
+                f"{self.input_shape_}: {str(exc).rstrip('.')}.{hint}"
             ) from exc
-        if self.weights is not None:
-            self._load_weights(module, arch)
-        return module, layer_groups(module)
 
     def _load_weights(self, module, arch):
         """Load ``weights`` (a state-dict file) into the built-in or user network."""

@@ -171,6 +171,15 @@ def test_module_that_cannot_take_the_data(small_digits):
         CNNClassifier(Broken, max_epochs=1).fit(X, y)
 
 
+def test_backbone_on_too_small_images_says_to_resize():
+    # torchvision's inception_v3 needs at least 75 x 75 pixels.
+    X = np.zeros((4, 3, 32, 32), dtype=np.float32)
+    with pytest.raises(ValueError, match=r"per-sample shape \(3, 32, 32\): .*"
+                                         r"'inception_v3' may need larger images: "
+                                         r"pass input_size=\(height, width\)"):
+        CNNClassifier("inception_v3", max_epochs=1).fit(X, [0, 1, 0, 1])
+
+
 def test_bad_class_weight(small_digits):
     X, y = small_digits
     with pytest.raises(ValueError, match="class_weight must be None, 'balanced'"):
