@@ -22,7 +22,6 @@ from skorch.callbacks import EarlyStopping, LRScheduler, ProgressBar
 from torch.optim import lr_scheduler
 
 from . import models
-from .models._registry import did_you_mean
 from ._checkpoint import Checkpoint, fingerprint
 from ._compat import Interval, StrOptions, _check_sample_weight
 from ._data import (
@@ -42,6 +41,7 @@ from ._parallel import malloc_thresholds, resolve_num_threads, thread_limit
 from ._utils import resolve_device, seed_from, torch_seed
 from .exceptions import FitInterruptedWarning, UnknownBackboneError
 from .models._layers import dry_run
+from .models._registry import did_you_mean
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,

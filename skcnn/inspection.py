@@ -41,9 +41,10 @@ from torch import nn
 
 from ._backbones import _first_tensor
 from ._compat import Interval, StrOptions, validate_params
+from ._docs import fill_doc
 from .models._layers import dry_run
 
-__all__ = ["activations", "filters", "grad_cam", "occlusion", "saliency"]
+__all__ = ["activations", "filters", "grad_cam", "hires_cam", "occlusion", "saliency"]
 
 SALIENCY_METHODS = ("gradient", "guided_backprop", "integrated_gradients",
                     "smoothgrad")
@@ -406,30 +407,8 @@ def occlusion(estimator, X, target=None, *, window=None, stride=None, baseline=0
     return _attribute(estimator, X, target, batch_size, explain)
 
 
-@validate_params(
-    {
-        "estimator": "no_validation",
-        "X": "no_validation",
-        "target": "no_validation",
-        "layer": [None, str, nn.Module],
-        "relu": ["boolean"],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-    },
-    prefer_skip_nested_validation=True,
-)
-def grad_cam(estimator, X, target=None, *, layer=None, relu=True, batch_size=32):
-    """Grad-CAM: where in the input the last convolutional maps support a class.
-
-    The feature maps ``A_k`` of ``layer`` are weighted by the spatial mean of
-    the gradient of the output with respect to them, summed over ``k``,
-    passed through a ReLU and upsampled (bilinearly for images, linearly for
-    series) to the input's size (Selvaraju et al. 2017). For a network that
-    ends in global average pooling and one linear layer, the weights are
-    that layer's weights over the number of positions, so the map is the
-    class activation map (CAM) of Zhou et al. (2016), shown for time series
-    by Wang et al. (2017), up to a positive factor per sample.
-
-    Parameters
+# Parameters of grad_cam and hires_cam: their validation and documentation.
+_CAM_DOC = """Parameters
     ----------
     estimator : fitted skcnn estimator
     X : array-like, DataFrame or list of series
@@ -453,18 +432,74 @@ def grad_cam(estimator, X, target=None, *, layer=None, relu=True, batch_size=32)
     -------
     cam : ndarray of shape (n_samples, H, W) or (n_samples, L), float32
         ``(n, H, W)`` for images, ``(n, L)`` for series; zero on the padding
-        of unequal-length series.
+        of unequal-length series."""
+_CAM_PARAMS = {
+    "estimator": "no_validation",
+    "X": "no_validation",
+    "target": "no_validation",
+    "layer": [None, str, nn.Module],
+    "relu": ["boolean"],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+}
+
+
+@validate_params(_CAM_PARAMS, prefer_skip_nested_validation=True)
+@fill_doc(cam_params=_CAM_DOC)
+def grad_cam(estimator, X, target=None, *, layer=None, relu=True, batch_size=32):
+    """Grad-CAM: where in the input the last convolutional maps support a class.
+
+    The feature maps ``A_k`` of ``layer`` are weighted by the spatial mean of
+    the gradient of the output with respect to them, summed over ``k``,
+    passed through a ReLU and upsampled (bilinearly for images, linearly for
+    series) to the input's size (Selvaraju et al. 2017). For a network that
+    ends in global average pooling and one linear layer, the weights are
+    that layer's weights over the number of positions, so the map is the
+    class activation map (CAM) of Zhou et al. (2016), shown for time series
+    by Wang et al. (2017), up to a positive factor per sample.
+
+    {cam_params}
     """
+    return _cam(estimator, X, target, layer, relu, batch_size, hires=False)
+
+
+@validate_params(_CAM_PARAMS, prefer_skip_nested_validation=True)
+@fill_doc(cam_params=_CAM_DOC)
+def hires_cam(estimator, X, target=None, *, layer=None, relu=True, batch_size=32):
+    """HiResCAM: Grad-CAM with the gradient applied position by position.
+
+    The feature maps ``A_k`` of ``layer`` are multiplied element-wise by the
+    gradient of the output with respect to them (not by its spatial mean, as
+    in :func:`grad_cam`), summed over ``k``, passed through a ReLU and
+    upsampled to the input's size (Draelos and Carin 2020). The map then
+    shows the positions that raised the output, where Grad-CAM can also
+    light up positions whose gradient points the other way. For a network
+    that ends in global average pooling and one linear layer both give the
+    class activation map.
+
+    {cam_params}
+    """
+    return _cam(estimator, X, target, layer, relu, batch_size, hires=True)
+
+
+def _cam(estimator, X, target, layer, relu, batch_size, *, hires):
+    """Grad-CAM (``hires=False``) or HiResCAM maps; see :func:`grad_cam`."""
     attr = _captum()
-    module, _ = _check_estimator(estimator)
+    _check_estimator(estimator)
     target_layer = resolve_layer(estimator, layer)
 
     def explain(forward, x, mask, target):
-        cam = attr.LayerGradCam(forward, target_layer).attribute(
-            x, target=target, additional_forward_args=_extra(mask),
-            relu_attributions=relu)
-        cam = _first_tensor(cam)
-        if mask is not None:
+        if hires:
+            cam = _first_tensor(attr.LayerGradientXActivation(forward, target_layer)
+                                .attribute(x, target=target,
+                                           additional_forward_args=_extra(mask)))
+            if cam.ndim == x.ndim:
+                cam = cam.sum(1, keepdim=True)
+                cam = cam.clamp(min=0) if relu else cam
+        else:
+            cam = _first_tensor(attr.LayerGradCam(forward, target_layer).attribute(
+                x, target=target, additional_forward_args=_extra(mask),
+                relu_attributions=relu))
+        if mask is not None and not hires:
             # Written here, not in captum: captum averages the gradients over
             # every position, padding included, which scales a padded
             # series' map by its share of real steps. Averaging over the real

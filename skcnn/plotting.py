@@ -189,7 +189,8 @@ class HistoryDisplay:
 # Attributions
 # --------------------------------------------------------------------------
 
-_METHOD_TITLES = {"grad_cam": "Grad-CAM", "saliency": "saliency",
+_METHOD_TITLES = {"grad_cam": "Grad-CAM", "hires_cam": "HiResCAM",
+                  "saliency": "saliency",
                   "smoothgrad": "SmoothGrad",
                   "guided_backprop": "guided backprop",
                   "integrated_gradients": "integrated gradients",
@@ -201,6 +202,8 @@ def _explain(estimator, X, method, target):
 
     if method == "grad_cam":
         return inspection.grad_cam(estimator, X, target)
+    if method == "hires_cam":
+        return inspection.hires_cam(estimator, X, target)
     if method == "occlusion":
         return inspection.occlusion(estimator, X, target)
     if method in ("saliency", "gradient"):
@@ -262,7 +265,7 @@ class AttributionDisplay:
         X : array-like
             A few samples, in any format the estimator accepts.
         methods : sequence of str, default=('grad_cam', 'saliency', 'occlusion')
-            Among ``'grad_cam'``, ``'saliency'``, ``'smoothgrad'``,
+            Among ``'grad_cam'``, ``'hires_cam'``, ``'saliency'``, ``'smoothgrad'``,
             ``'guided_backprop'``, ``'integrated_gradients'`` and
             ``'occlusion'`` (default settings of each function).
         target : label or array-like, default=None

@@ -110,6 +110,7 @@ def unequal1d():
 
 METHODS = {
     "grad_cam": inspection.grad_cam,
+    "hires_cam": inspection.hires_cam,
     "saliency": inspection.saliency,
     "guided_backprop": lambda est, X: inspection.saliency(
         est, X, method="guided_backprop"),
@@ -216,6 +217,34 @@ def test_cam_of_wang_et_al(series1d):
     w = clf.module_.fc.weight.detach().numpy()[pred]  # (n, 16)
     expected = np.einsum("nk,nkt->nt", w, maps) / X.shape[1]
     np.testing.assert_allclose(cam, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_hires_cam_weighs_each_position_by_its_own_gradient(images2d, series1d):
+    _, X, y, _ = images2d
+    # 'convnet' ends in a dense layer: each position has its own gradient.
+    clf = CNNClassifier(channels=(4,), hidden_units=(), max_epochs=2,
+                        random_state=0).fit(X, y)
+    assert inspection.last_conv_block(clf.module_, clf.input_shape_) == "features.0"
+    maps = {}
+    net = copy.deepcopy(clf.module_).eval()
+    net.features[0].register_forward_hook(lambda _m, _i, out: maps.setdefault("A", out))
+    out = net(torch.from_numpy(X[:, None]))
+    grad, = torch.autograd.grad(out.gather(1, out.argmax(1, keepdim=True)).sum(),
+                                maps["A"])
+    expected = (grad * maps["A"]).sum(1).clamp(min=0).detach().numpy()  # as X
+    np.testing.assert_allclose(inspection.hires_cam(clf, X), expected,
+                               rtol=1e-4, atol=1e-6)
+    # Grad-CAM averages the gradient over positions: another map here ...
+    assert not np.allclose(inspection.grad_cam(clf, X), expected, atol=1e-4)
+    # ... but the class activation map after global average pooling and
+    # one linear layer, as HiResCAM is.
+    small, X_small = images2d[0], X[:6]
+    np.testing.assert_allclose(inspection.hires_cam(small, X_small),
+                               inspection.grad_cam(small, X_small), rtol=1e-4, atol=1e-6)
+    fcn, Xs, _ = series1d
+    np.testing.assert_allclose(inspection.hires_cam(fcn, Xs[:5], relu=False),
+                               inspection.grad_cam(fcn, Xs[:5], relu=False),
+                               rtol=1e-4, atol=1e-6)
 
 
 def test_target_is_a_label(images2d):
