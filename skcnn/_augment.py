@@ -5,6 +5,7 @@ changes the inputs of each training batch on their device and never touches
 validation or prediction batches.
 """
 
+import difflib
 import math
 import numbers
 
@@ -86,9 +87,11 @@ class Augmentation:
             )
         unknown = [k for k in augment if k not in AUGMENTATIONS]
         if unknown:
+            close = difflib.get_close_matches(str(unknown[0]), list(AUGMENTATIONS), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
                 f"Unknown augmentation {unknown[0]!r}; augment takes "
-                f"{list(AUGMENTATIONS)}."
+                f"{list(AUGMENTATIONS)}.{hint}"
             )
         steps = []
         for name, (default, meaning, bounds) in AUGMENTATIONS.items():

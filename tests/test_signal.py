@@ -256,7 +256,9 @@ def test_convnet_refuses_unequal_or_other_lengths_and_suggests_masking_nets(cls)
     (dict(normalize="l2"), InvalidParameterError, "'normalize' parameter"),
     (dict(augment=3), InvalidParameterError, "'augment' parameter"),
     (dict(augment="flip"), ValueError, r"Unknown augmentation 'flip'; augment "
-                                       r"takes \['window_slice', 'scaling', 'jitter'\]"),
+                                       r"takes \['window_slice', 'scaling', 'jitter'\]\.$"),
+    (dict(augment=["jiter"]), ValueError, r"Unknown augmentation 'jiter'.* Did you "
+                                          r"mean 'jitter'\?"),
     (dict(augment=["jitter", 2]), TypeError, "got 2"),
     (dict(augment={"jitter": -1.0}), ValueError, r"augment\['jitter'\] .* in "
                                                  r"\(0, inf\); got -1.0"),
