@@ -123,6 +123,37 @@ def test_masked_batch_equals_each_series_alone(name, in_channels):
                                atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("dilation, field", [(1, 14), ((1, 2, 4), 24), ((1, 1, 2), 16)])
+def test_fcn_dilation_widens_the_receptive_field_without_gaps(dilation, field):
+    net = build("fcn", channels=(4, 4, 4), activation="gelu", dilation=dilation).eval()
+    x = torch.randn(1, 1, 101, requires_grad=True)
+    h = x
+    for block in net.blocks:
+        h = block(h)
+    assert h.shape[-1] == 101  # 'same' padding at every dilation
+    h[0, :, 50].sum().backward()
+    seen = torch.flatten(torch.nonzero(x.grad[0, 0]))
+    # Kernels (8, 5, 3): 1 + 7 d1 + 4 d2 + 2 d3 contiguous input steps.
+    assert len(seen) == field and int(seen[-1] - seen[0]) == field - 1
+    n_weights = sum(p.numel() for p in net.parameters())
+    assert n_weights == sum(p.numel() for p in build(
+        "fcn", channels=(4, 4, 4), activation="gelu").parameters())
+
+
+@torch.no_grad()
+def test_dilated_fcn_masks_exactly():
+    net = build("fcn", dilation=(1, 2, 4)).eval()
+    randomize_batch_norm(net)
+    torch.manual_seed(2)
+    series = [torch.randn(1, n) - 1 for n in (150, 97, 40)]
+    x, mask = padded_batch(series)
+    alone = torch.cat([net(s[None]) for s in series])
+    torch.testing.assert_close(net(x, mask), alone, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match=r"dilation must be an int or a sequence "
+                                         r"of 3 ints .* got \(1, 2\)"):
+        build("fcn", dilation=(1, 2))
+
+
 @pytest.mark.parametrize("name", MASKED)
 def test_masked_training_step_has_finite_gradients(name):
     net = build(name, in_channels=2, length=30).train()

@@ -194,13 +194,18 @@ class SameConv1d(nn.Conv1d):
         Kernel size.
     bias : bool, default=True
         Whether the convolution has a bias.
+    dilation : int, default=1
+        Spacing of the kernel's taps: it spans ``dilation * (kernel_size -
+        1) + 1`` steps, padded as a kernel of that size.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, bias=True):
-        even = kernel_size % 2 == 0
+    def __init__(self, in_channels, out_channels, kernel_size, bias=True, dilation=1):
+        span = dilation * (kernel_size - 1) + 1
+        even = span % 2 == 0
         super().__init__(in_channels, out_channels, kernel_size,
-                         padding=0 if even else kernel_size // 2, bias=bias)
-        self.extra_padding = (kernel_size // 2 - 1, kernel_size // 2) if even else None
+                         padding=0 if even else span // 2, bias=bias,
+                         dilation=dilation)
+        self.extra_padding = (span // 2 - 1, span // 2) if even else None
 
     def forward(self, x):
         """Convolve ``x`` of shape (n, C, L) to (n, out_channels, L)."""
@@ -292,13 +297,15 @@ class ConvNormAct(nn.Module):
         Batch normalisation after the convolution.
     activation : str or None
         Activation after the normalisation, or None.
+    dilation : int, default=1
+        Dilation of the convolution (see :class:`SameConv1d`).
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, *, batch_norm,
-                 activation):
+                 activation, dilation=1):
         super().__init__()
         self.conv = SameConv1d(in_channels, out_channels, kernel_size,
-                               bias=not batch_norm)
+                               bias=not batch_norm, dilation=dilation)
         self.post = NormAct(out_channels, batch_norm, activation)
 
     def forward(self, x, mask=None):

@@ -50,7 +50,9 @@ class ConvNet(nn.Module):
         Dilation of the convolutions, one for all blocks or one per block
         (``(1, 2, 4)``: WaveNet's doubling): a kernel of size ``k`` spans
         ``dilation * (k - 1) + 1`` steps with ``k`` weights. From an
-        estimator: ``module__dilation=2``.
+        estimator: ``module__dilation=(1, 2)``. Start at 1: a first block
+        of dilation ``d > 1`` reads only every ``d``-th step around each
+        position, and the pooling after it fills only part of the gaps.
     """
 
     def __init__(self, ndim, *, in_channels, n_outputs, input_size,
