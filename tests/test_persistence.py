@@ -275,6 +275,22 @@ def test_round_trip_of_targets_losses_and_partial_fit(tmp_path, case):
     assert type(loaded.net_.criterion_) is type(est.net_.criterion_)
 
 
+@pytest.mark.parametrize("cls, shape", [(CNNClassifier, (1, 8, 8)),
+                                        (Conv1DClassifier, (1, 30))])
+def test_onnx_export_of_dilated_and_separable_convolutions(cls, shape, tmp_path):
+    # ONNX Runtime refuses a 'same' (auto_pad) convolution with a dilation:
+    # the zeros are explicit, an odd count (kernel 4, dilation 3) included.
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    X = _images(shape=shape)
+    est = cls("convnet", kernel_size=4, module__dilation=(1, 3),
+              module__separable=True, **FAST).fit(X, np.arange(len(X)) % 2)
+    path = skcnn.export_onnx(est, tmp_path / "model.onnx")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": X})
+    np.testing.assert_allclose(got, est.predict_proba(X), atol=1e-4, rtol=1e-4)
+
+
 def test_onnx_export_of_a_multilabel_classifier(tmp_path):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")

@@ -86,16 +86,27 @@ def conv_bn_act(ndim, in_channels, out_channels, kernel_size, *, activation="rel
     """
     if padding == "same" and stride != 1:
         padding = dilation * (kernel_size // 2)
+    layers = []
+    if padding == "same" and dilation > 1:
+        # Explicit zeros, as torch's 'same' places them (the odd one on the
+        # right): ONNX Runtime refuses 'same' (auto_pad) with a dilation.
+        total = dilation * (kernel_size - 1)
+        left, right = total // 2, total - total // 2
+        padding = left
+        if left != right:
+            layers.append(nn.ConstantPad1d((left, right), 0.0) if ndim == 1
+                          else nn.ZeroPad2d((left, right, left, right)))
+            padding = 0
     if separable:
-        layers = [conv_layer(ndim, in_channels, in_channels, kernel_size, stride=stride,
+        layers += [conv_layer(ndim, in_channels, in_channels, kernel_size, stride=stride,
                              padding=padding, dilation=dilation, groups=in_channels,
                              bias=False),
                   conv_layer(ndim, in_channels, out_channels, 1, groups=groups,
                              bias=not batch_norm_)]
     else:
-        layers = [conv_layer(ndim, in_channels, out_channels, kernel_size,
-                             stride=stride, padding=padding, dilation=dilation,
-                             groups=groups, bias=not batch_norm_)]
+        layers += [conv_layer(ndim, in_channels, out_channels, kernel_size,
+                              stride=stride, padding=padding, dilation=dilation,
+                              groups=groups, bias=not batch_norm_)]
     if batch_norm_:
         layers.append(batch_norm(ndim, out_channels))
     layers.append(make_activation(activation))
