@@ -5,12 +5,12 @@ changes the inputs of each training batch on their device and never touches
 validation or prediction batches.
 """
 
-import difflib
 import math
 import numbers
 
 import torch
 
+from ._utils import did_you_mean
 from .models._masking import masked_moments
 
 __all__ = ["AUGMENTATIONS", "Augmentation"]
@@ -87,11 +87,10 @@ class Augmentation:
             )
         unknown = [k for k in augment if k not in AUGMENTATIONS]
         if unknown:
-            close = difflib.get_close_matches(str(unknown[0]), list(AUGMENTATIONS), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
                 f"Unknown augmentation {unknown[0]!r}; augment takes "
-                f"{list(AUGMENTATIONS)}.{hint}"
+                f"{list(AUGMENTATIONS)}."
+                f"{did_you_mean(str(unknown[0]), AUGMENTATIONS)}"
             )
         steps = []
         for name, (default, meaning, bounds) in AUGMENTATIONS.items():

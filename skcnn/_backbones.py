@@ -18,7 +18,6 @@ the estimators (layer groups, freezing, per-group rates) is in
 :mod:`skcnn._finetune`.
 """
 
-import difflib
 import math
 import os
 from urllib.parse import urlparse
@@ -29,6 +28,7 @@ from torch import nn
 from torchvision.models import WeightsEnum, get_model, get_model_weights
 
 from ._images import IMAGENET_MEAN, IMAGENET_STD, size_pair
+from ._utils import did_you_mean
 from .exceptions import UnknownBackboneError
 
 __all__ = [
@@ -164,8 +164,7 @@ def load_backbone(backbone, weights=None, *, progress=True):
     known = _torchvision_names() + ["efficientnet_lite0"]
     if timm is not None:
         known += timm.list_models()
-    close = difflib.get_close_matches(backbone, list(dict.fromkeys(known)), n=5)
-    hint = f" Did you mean {close}?" if close else ""
+    hint = did_you_mean(backbone, known, n=5)
     timm_note = "" if timm is not None else " (install timm for its models)"
     raise UnknownBackboneError(
         f"Unknown backbone {backbone!r}.{hint} Use a torchvision classification "
@@ -613,8 +612,7 @@ def _submodule(module, layer):
     try:
         return module.get_submodule(layer)
     except AttributeError:
-        close = difflib.get_close_matches(layer, feature_layers(module), n=5)
-        hint = f" Did you mean {close}?" if close else ""
+        hint = did_you_mean(layer, feature_layers(module), n=5)
         raise ValueError(
             f"{type(module).__name__} has no layer {layer!r}.{hint} "
             "Any dotted name of module.named_modules() can be read."

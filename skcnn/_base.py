@@ -7,7 +7,6 @@ The task subclasses (:mod:`skcnn.classifier`, :mod:`skcnn.regressor`) only
 encode targets and decode outputs.
 """
 
-import difflib
 import inspect
 import numbers
 import os
@@ -38,10 +37,9 @@ from ._guards import FiniteLoss, fit_settings, watch_sigint
 from ._images import to_unit_range
 from ._net import PRECISIONS, ValidAccuracy, _Net
 from ._parallel import malloc_thresholds, resolve_num_threads, thread_limit
-from ._utils import resolve_device, seed_from, torch_seed
+from ._utils import did_you_mean, resolve_device, seed_from, torch_seed
 from .exceptions import FitInterruptedWarning, UnknownBackboneError
 from .models._layers import dry_run
-from .models._registry import did_you_mean
 
 OPTIMIZERS = {
     "adam": torch.optim.Adam,
@@ -323,10 +321,10 @@ class BaseCNN(BaseEstimator):
         arch = self.architecture
         if isinstance(arch, str) and arch not in models.list_models(self._ndim):
             module, groups = self._make_pretrained(arch, data_args, knobs, module_kwargs)
-            self._dry_run(module, hint=(
+            self._dry_run(module, hint=(  # backbones are 2-D: images
                 f" {arch!r} may need larger images: pass input_size=(height, "
                 f"width) to resize them (e.g. the size its weights were trained "
-                f"at, often 224)." if self._ndim == 2 else ""))
+                f"at, often 224)."))
             return module, groups
         if isinstance(arch, str):
             builder = models.get_model_builder(arch, ndim=self._ndim)
@@ -397,7 +395,7 @@ class BaseCNN(BaseEstimator):
         except UnknownBackboneError as exc:
             raise UnknownBackboneError(
                 f"Unknown image (2-D) architecture {name!r}."
-                f"{did_you_mean(name, self._ndim)} Registered ones: "
+                f"{did_you_mean(name, models_list)} Registered ones: "
                 f"{models_list}; or a torchvision/timm backbone name "
                 f"('resnet18', 'efficientnet_b0'...). {exc}"
             ) from None
@@ -956,8 +954,7 @@ def _check_routed(cls, kwargs):
               if p not in ("self", "kwargs")]
     for key in kwargs:
         if not key.startswith(ROUTED_PREFIXES):
-            close = difflib.get_close_matches(key, params, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, params)
             raise TypeError(
                 f"{name} got an unexpected keyword argument {key!r}.{hint} "
                 f"Keyword arguments beyond the documented parameters must be "

@@ -130,8 +130,12 @@ def _series_list_from_multiindex(X):
             f"{X.index.nlevels} levels {list(X.index.names)}."
         )
     _check_numeric_columns(X, "long (MultiIndex)")
-    values = _numeric(X.to_numpy(dtype=object, na_value=np.nan, copy=True),
-                      "the DataFrame")
+    if all(pd.api.types.is_numeric_dtype(X[c]) for c in X.columns):
+        with np.errstate(over="ignore"):  # beyond float32: inf, refused later
+            values = X.to_numpy(dtype=np.float32, na_value=np.nan)
+    else:  # object columns: their non-numbers are named by _numeric
+        values = _numeric(X.to_numpy(dtype=object, na_value=np.nan, copy=True),
+                          "the DataFrame")
     codes, _ = pd.factorize(X.index.get_level_values(0), sort=False)
     order = np.argsort(codes, kind="stable")
     bounds = np.cumsum(np.bincount(codes))[:-1]

@@ -1,6 +1,7 @@
 """Small helpers shared by the estimators: device choice and seeding."""
 
 import contextlib
+import difflib
 
 import numpy as np
 import torch
@@ -88,3 +89,17 @@ def torch_seed(seed, device="cpu"):
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
+
+
+def did_you_mean(word, choices, n=1):
+    """`` Did you mean 'x'?`` (``n=1``) or `` Did you mean [...]?``, or ``''``.
+
+    The suffix of an error message about an unknown name: the entries of
+    ``choices`` closest to ``word`` (``difflib``), without repeats.
+    """
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(dict.fromkeys(choices)), n=n)
+    if not close:
+        return ""
+    return f" Did you mean {close[0]!r}?" if n == 1 else f" Did you mean {close}?"

@@ -42,6 +42,7 @@ from torch import nn
 from ._backbones import _first_tensor
 from ._compat import Interval, StrOptions, validate_params
 from ._docs import fill_doc
+from ._utils import did_you_mean
 from .models._layers import dry_run
 
 __all__ = ["activations", "filters", "grad_cam", "hires_cam", "occlusion", "saliency"]
@@ -616,10 +617,7 @@ def resolve_layer(estimator, layer):
     for candidate in (layer, f"backbone.{layer}"):  # PretrainedNet wraps backbones
         if candidate in names and candidate:
             return names[candidate]
-    import difflib
-
-    close = difflib.get_close_matches(layer, [n for n in names if n], n=5)
-    hint = f" Did you mean {close}?" if close else ""
+    hint = did_you_mean(layer, [n for n in names if n], n=5)
     raise ValueError(
         f"{type(module).__name__} has no layer {layer!r}.{hint} Any dotted name of "
         "estimator.module_.named_modules() is accepted."

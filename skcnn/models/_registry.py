@@ -7,8 +7,9 @@ dimensions (``ndim=2`` for images, ``ndim=1`` for signals), so the same
 short name (``'resnet'``) can name a 2-D and a 1-D family.
 """
 
-import difflib
 import inspect
+
+from .._utils import did_you_mean
 
 __all__ = ["register_model", "list_models", "get_model", "get_model_builder"]
 
@@ -91,17 +92,10 @@ def get_model_builder(name, *, ndim=2):
     except (KeyError, TypeError):
         kind = "image (2-D)" if ndim == 2 else "signal (1-D)"
         raise ValueError(
-            f"Unknown {kind} architecture {name!r}.{did_you_mean(name, ndim)} "
+            f"Unknown {kind} architecture {name!r}."
+            f"{did_you_mean(name, list_models(ndim))} "
             f"Registered ones: {list_models(ndim)}."
         ) from None
-
-
-def did_you_mean(name, ndim):
-    """`` Did you mean 'x'?`` for the registered name closest to ``name``, or ``''``."""
-    if not isinstance(name, str):
-        return ""
-    close = difflib.get_close_matches(name, list_models(ndim), n=1)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def get_model(name, *, ndim=2, **config):
